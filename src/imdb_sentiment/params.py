@@ -1,0 +1,150 @@
+"""Typed, validated access to params.yaml.
+
+Every stage gets its values from :func:`load_params`, which checks the whole file once (unknown
+keys, missing keys, types, ranges, ``embed_dim % num_heads``) before any work starts, and fails
+with a :class:`PipelineError` that names the key and the expected value.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imdb_sentiment.errors import PipelineError
+
+DEFAULT_PATH = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    url: str
+    sha256: str  # "" means: do not verify
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    max_features: int
+    sequence_length: int
+    embedding_dim: int
+    embed_dim: int
+    num_heads: int
+    dropout: float
+    attention_dropout: float
+    use_mask: bool
+    batch_size: int
+    epochs: int
+    learning_rate: float
+    validation_split: float
+    seed: int
+
+
+def _fail(key: str, problem: str) -> PipelineError:
+    return PipelineError(f"params.yaml: {key} {problem}")
+
+
+def _check_keys(section: dict, expected: list[str], prefix: str) -> None:
+    for key in section:
+        if key not in expected:
+            close = difflib.get_close_matches(str(key), expected, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise _fail(f"{prefix}{key}", f"is not a known parameter{hint}")
+    for key in expected:
+        if key not in section:
+            raise _fail(f"{prefix}{key}", "is missing")
+
+
+def _int(raw: dict, key: str, minimum: int = 1) -> int:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(key, f"must be an integer, got {value!r}")
+    if value < minimum:
+        raise _fail(key, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(raw: dict, key: str, low: float, high: float, *, low_open: bool, high_open: bool) -> float:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(key, f"must be a number, got {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise _fail(key, f"must be in {interval}, got {value}")
+    return float(value)
+
+
+def _bool(raw: dict, key: str) -> bool:
+    value = raw[key]
+    if not isinstance(value, bool):
+        raise _fail(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _data(raw: Any) -> DataParams:
+    if not isinstance(raw, dict):
+        raise _fail("data", "must be a mapping with keys url and sha256")
+    _check_keys(raw, [f.name for f in fields(DataParams)], "data.")
+    url, sha256 = raw["url"], raw["sha256"]
+    if not isinstance(url, str) or not url.strip():
+        raise _fail("data.url", f"must be a URL or a local path, got {url!r}")
+    sha256 = "" if sha256 is None else sha256
+    if not isinstance(sha256, str):
+        raise _fail("data.sha256", f"must be a 64-digit hex string or empty, got {sha256!r}")
+    sha256 = sha256.strip().lower()
+    if sha256 and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256)):
+        raise _fail("data.sha256", f"must be a 64-digit hex string or empty, got {sha256!r}")
+    return DataParams(url=url.strip(), sha256=sha256)
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate a params mapping (as read from YAML) and return it typed."""
+    if not isinstance(raw, dict):
+        raise PipelineError("params.yaml: expected a mapping of parameter names to values")
+    _check_keys(raw, [f.name for f in fields(Params)], "")
+    params = Params(
+        data=_data(raw["data"]),
+        max_features=_int(raw, "max_features", minimum=3),
+        sequence_length=_int(raw, "sequence_length"),
+        embedding_dim=_int(raw, "embedding_dim"),
+        embed_dim=_int(raw, "embed_dim"),
+        num_heads=_int(raw, "num_heads"),
+        dropout=_float(raw, "dropout", 0.0, 1.0, low_open=False, high_open=True),
+        attention_dropout=_float(raw, "attention_dropout", 0.0, 1.0, low_open=False, high_open=True),
+        use_mask=_bool(raw, "use_mask"),
+        batch_size=_int(raw, "batch_size"),
+        epochs=_int(raw, "epochs"),
+        learning_rate=_float(raw, "learning_rate", 0.0, 1.0, low_open=True, high_open=False),
+        validation_split=_float(raw, "validation_split", 0.0, 1.0, low_open=True, high_open=True),
+        seed=_int(raw, "seed", minimum=0),
+    )
+    if params.embed_dim % params.num_heads:
+        raise _fail(
+            "embed_dim",
+            f"({params.embed_dim}) must be divisible by num_heads ({params.num_heads}); "
+            f"choose num_heads among {_divisors(params.embed_dim)}",
+        )
+    return params
+
+
+def _divisors(n: int) -> str:
+    small = [d for d in range(1, min(n, 64) + 1) if n % d == 0]
+    return ", ".join(map(str, small))
+
+
+def load_params(path: str | Path = DEFAULT_PATH) -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PipelineError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from exc
+    return parse_params(raw)

@@ -1,0 +1,61 @@
+"""The figures of the plots stage, drawn with matplotlib (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from imdb_sentiment.data import CLASS_NAMES  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def training_curves(history: list[dict], path: Path) -> None:
+    """Loss and accuracy per epoch, training against validation, in two panels."""
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric, title in ((loss_ax, "loss", "Loss"), (acc_ax, "accuracy", "Accuracy")):
+        ax.plot(epochs, [row[metric] for row in history], "o-", label="training")
+        ax.plot(epochs, [row[f"val_{metric}"] for row in history], "o-", label="validation")
+        ax.set_title(f"Training and validation {title.lower()}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(title)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, path: Path) -> None:
+    counts = np.zeros((2, 2), dtype=int)
+    np.add.at(counts, (actual.astype(int), predicted.astype(int)), 1)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, f"{n:,}", ha="center", va="center",
+                color="white" if n > counts.max() / 2 else "black", fontsize=12)
+    ax.set_xticks([0, 1], CLASS_NAMES)
+    ax.set_yticks([0, 1], CLASS_NAMES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(f"Confusion matrix (test, accuracy {np.trace(counts) / counts.sum():.1%})")
+    _save(fig, path)
+
+
+def roc_curve(points: list[dict], auc: float, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([p["fpr"] for p in points], [p["tpr"] for p in points], label=f"model (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="chance")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curve (test)")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    _save(fig, path)

@@ -1,0 +1,69 @@
+"""Text to token ids: the custom standardization, the train/validation split, vectorization.
+
+The standardization is registered serializable, so a saved model that contains the adapted
+``TextVectorization`` (the export model) loads in a fresh process once this package is imported.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+PAD, OOV = 0, 1  # TextVectorization's reserved ids: padding, then the out-of-vocabulary token
+_PUNCTUATION = f"[{re.escape(string.punctuation)}]"
+
+
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+def custom_standardization(text):
+    """Lowercase, turn the reviews' ``<br />`` line breaks into spaces, drop ASCII punctuation."""
+    lowercase = tf.strings.lower(text)
+    without_breaks = tf.strings.regex_replace(lowercase, "<br />", " ")
+    return tf.strings.regex_replace(without_breaks, _PUNCTUATION, "")
+
+
+def split_train_validation(n: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a seeded random split of ``n`` items: (train, validation), each sorted."""
+    n_val = int(round(n * validation_split))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(f"validation_split {validation_split} leaves no train or no validation item of {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def make_vectorizer(max_features: int, sequence_length: int, vocabulary: list[str] | None = None):
+    return keras.layers.TextVectorization(
+        max_tokens=max_features,
+        standardize=custom_standardization,
+        output_mode="int",
+        output_sequence_length=sequence_length,
+        vocabulary=vocabulary,
+        name="vectorizer",
+    )
+
+
+def adapt(vectorizer, texts: list[str], batch_size: int = 2048) -> None:
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(batch_size))
+
+
+def vocabulary(vectorizer) -> list[str]:
+    return list(vectorizer.get_vocabulary())
+
+
+def vectorize(vectorizer, texts: list[str], batch_size: int = 2048) -> np.ndarray:
+    """Token ids, int32, shape (len(texts), sequence_length), 0 where padded."""
+    batches = [np.asarray(vectorizer(tf.constant(texts[i:i + batch_size])), dtype=np.int32)
+               for i in range(0, len(texts), batch_size)]
+    return np.concatenate(batches)
+
+
+def token_counts(texts: list[str], batch_size: int = 2048) -> np.ndarray:
+    """Number of whitespace tokens of each review after standardization, before truncation."""
+    counts = []
+    for i in range(0, len(texts), batch_size):
+        tokens = tf.strings.split(custom_standardization(tf.constant(texts[i:i + batch_size])))
+        counts.append(tokens.row_lengths().numpy())
+    return np.concatenate(counts)

@@ -1,0 +1,58 @@
+"""DVC stage `evaluate`: the trained model on the test split: metrics, ROC points, predictions."""
+
+import argparse
+import csv
+import io
+import time
+from pathlib import Path
+
+from imdb_sentiment import cli
+
+cli.quiet_tensorflow()
+
+import keras  # noqa: E402
+
+import imdb_sentiment.attention  # noqa: E402,F401  (registers the layer for loading)
+from imdb_sentiment.errors import PipelineError  # noqa: E402
+from imdb_sentiment.evaluation import classification_metrics, label_names, roc_points, sigmoid  # noqa: E402
+from imdb_sentiment.outputs import write_json, write_text  # noqa: E402
+from imdb_sentiment.vectorized import load_split  # noqa: E402
+
+
+def _csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
+    parser.add_argument("model", type=Path, help="the trained model (.keras), token ids in, logit out")
+    parser.add_argument("metrics", type=Path, help="JSON file for the test metrics")
+    parser.add_argument("roc", type=Path, help="CSV file for the ROC curve")
+    parser.add_argument("predictions", type=Path, help="CSV file: id, actual, predicted, probability")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    x_test, y_test, ids = load_split(args.vectorized, "test")
+    if not args.model.is_file():
+        raise PipelineError(f"{args.model} does not exist; run the train stage first")
+    model = keras.saving.load_model(args.model)
+    logits = model.predict(x_test, batch_size=256, verbose=0).ravel()
+    metrics = classification_metrics(y_test, logits)
+    probabilities = sigmoid(logits.astype("float64"))
+    write_json(args.metrics, metrics)
+    write_text(args.roc, _csv(roc_points(y_test, probabilities)))
+    predictions = [
+        {"id": i, "actual": a, "predicted": p, "probability": f"{prob:.6f}"}
+        for i, a, p, prob in zip(ids, label_names(y_test), label_names(logits >= 0), probabilities)
+    ]
+    write_text(args.predictions, _csv(predictions))
+    print(f"evaluate: test accuracy {metrics['accuracy']:.4f}, ROC AUC {metrics['roc_auc']:.4f}, "
+          f"loss {metrics['loss']:.4f} on {metrics['reviews']:,} reviews in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    cli.run("evaluate", main)

@@ -1,0 +1,45 @@
+"""DVC stage `train`: fit the attention classifier on the vectorized training split; save it,
+its raw-text export model and the per-epoch loss and accuracy."""
+
+import argparse
+import time
+from pathlib import Path
+
+from imdb_sentiment import cli
+
+cli.quiet_tensorflow()
+
+from imdb_sentiment.export import build_export_model  # noqa: E402
+from imdb_sentiment.outputs import atomic_path, write_text  # noqa: E402
+from imdb_sentiment.params import load_params  # noqa: E402
+from imdb_sentiment.history import to_csv  # noqa: E402
+from imdb_sentiment.training import train  # noqa: E402
+from imdb_sentiment.vectorized import load_split, load_vocabulary  # noqa: E402
+
+MODEL, EXPORT = "model.keras", "export.keras"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
+    parser.add_argument("model", type=Path, help=f"folder for {MODEL} (token ids in, logit out) and {EXPORT}")
+    parser.add_argument("history", type=Path, help="CSV file for the per-epoch loss and accuracy")
+    args = parser.parse_args()
+    params = load_params()  # fails on bad params before any data is read
+    start = time.perf_counter()
+    x_train, y_train, _ = load_split(args.vectorized, "train")
+    x_val, y_val, _ = load_split(args.vectorized, "validation")
+    vocabulary = load_vocabulary(args.vectorized)
+    model, history = train(params, x_train, y_train, x_val, y_val, len(vocabulary))
+    export = build_export_model(model, vocabulary, params.sequence_length)
+    with atomic_path(args.model, directory=True) as tmp:
+        model.save(tmp / MODEL)
+        export.save(tmp / EXPORT)
+    write_text(args.history, to_csv(history))
+    last = history[-1]
+    print(f"train: {len(history)} epochs, validation accuracy {last['val_accuracy']:.4f}, "
+          f"loss {last['val_loss']:.4f} in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    cli.run("train", main)
