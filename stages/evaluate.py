@@ -12,7 +12,7 @@ cli.quiet_tensorflow()
 
 import keras  # noqa: E402
 
-import imdb_sentiment.attention  # noqa: E402,F401  (registers the layer for loading)
+import imdb_sentiment.custom_objects  # noqa: E402,F401
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.evaluation import classification_metrics, label_names, roc_points, sigmoid  # noqa: E402
 from imdb_sentiment.outputs import write_json, write_text  # noqa: E402

@@ -1,4 +1,5 @@
-"""DVC stage `plots`: PNG figures of training curves, confusion matrix and ROC curve."""
+"""DVC stage `plots`: PNG figures of the training curves, the confusion matrix, the ROC curve,
+and the attention the model pays to the words of three test reviews."""
 
 import argparse
 import csv
@@ -8,11 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-from imdb_sentiment import cli, plotting
-from imdb_sentiment.data import CLASS_NAMES
-from imdb_sentiment.errors import PipelineError
-from imdb_sentiment.outputs import atomic_path
-from imdb_sentiment.history import from_csv
+from imdb_sentiment import cli
+
+cli.quiet_tensorflow()
+
+import keras  # noqa: E402
+
+import imdb_sentiment.custom_objects  # noqa: E402,F401
+from imdb_sentiment import plotting  # noqa: E402
+from imdb_sentiment.data import CLASS_NAMES  # noqa: E402
+from imdb_sentiment.explain import attention_maps, pick_examples, token_importance  # noqa: E402
+from imdb_sentiment.errors import PipelineError  # noqa: E402
+from imdb_sentiment.outputs import atomic_path  # noqa: E402
+from imdb_sentiment.vectorized import load_split, load_vocabulary  # noqa: E402
+from imdb_sentiment.history import from_csv  # noqa: E402
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -22,12 +32,29 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def attention_figures(model_path: Path, vectorized: Path, predictions: list[dict], folder: Path) -> None:
+    """Attention heatmaps of a correct positive, a correct negative and a misclassified review."""
+    model = keras.saving.load_model(model_path)
+    x, y, ids = load_split(vectorized, "test")
+    vocabulary = load_vocabulary(vectorized)
+    probability = {row["id"]: float(row["probability"]) for row in predictions}
+    scores = np.array([probability[i] for i in ids])
+    for name, row in pick_examples(x, y, scores).items():
+        weights = attention_maps(model, x[row])
+        words = [vocabulary[t] for t in x[row][: weights.shape[-1]]]
+        title = (f"{name.replace('_', ' ')}: {ids[row]}, actual {CLASS_NAMES[y[row]]}, "
+                 f"P(positive) = {scores[row]:.3f}")
+        plotting.attention_figure(words, weights, token_importance(weights), title, folder / f"attention_{name}.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("history", type=Path)
     parser.add_argument("roc", type=Path)
     parser.add_argument("predictions", type=Path)
     parser.add_argument("metrics", type=Path)
+    parser.add_argument("model", type=Path, help="the trained model (.keras)")
+    parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
     parser.add_argument("figures", type=Path, help="folder for the PNG files")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -41,6 +68,7 @@ def main() -> None:
         plotting.training_curves(history, figures / "training_curves.png")
         plotting.confusion_matrix(actual, predicted, figures / "confusion_matrix.png")
         plotting.roc_curve(roc, auc, figures / "roc_curve.png")
+        attention_figures(args.model, args.vectorized, predictions, figures)
     print(f"plots: {args.figures} in {time.perf_counter() - start:.1f} s")
 
 

@@ -1,7 +1,7 @@
 """IMDB sentiment pipeline: the library that the DVC stages in ``stages/`` share.
 
-Importing the package registers its custom Keras objects (the attention layer and the text
-standardization), so a saved model loads with plain ``keras.saving.load_model``.
+Import ``imdb_sentiment.custom_objects`` to register its custom Keras objects (the attention layer
+and the text standardization), so a saved model loads with plain ``keras.saving.load_model``.
 """
 
 from imdb_sentiment.errors import PipelineError

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import os
 import re
 import sys
 import tarfile
@@ -156,6 +157,8 @@ class ExtractReport:
 def _vet(member: tarfile.TarInfo, dest: Path) -> None:
     """Refuse any member that extracting could turn into a write outside ``dest``."""
     try:
+        if member.name.startswith(("/", os.sep)):  # the data filter would only strip the "/"
+            raise tarfile.AbsolutePathError(member)
         tarfile.data_filter(member, str(dest))
     except tarfile.FilterError as exc:
         raise PipelineError(f"unsafe archive member {member.name!r}: {exc}; refusing the archive") from exc
@@ -179,7 +182,8 @@ def _read_review(tar: tarfile.TarFile, member: tarfile.TarInfo, report: ExtractR
 
 
 def _collect(archive: Path, dest: Path) -> tuple[dict[str, list[dict]], ExtractReport]:
-    records: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    # keyed by id: a path listed twice in a tar is one file, the later copy wins (as in tar -x)
+    records: dict[str, dict[str, dict]] = {split: {} for split in SPLITS}
     report = ExtractReport(counts={})
     with tarfile.open(archive, mode="r:gz") as tar:
         for member in tar:
@@ -191,9 +195,13 @@ def _collect(archive: Path, dest: Path) -> tuple[dict[str, list[dict]], ExtractR
             if not member.isfile():
                 raise PipelineError(f"archive member {member.name!r} is a link or special file, not a review")
             text = _read_review(tar, member, report)
+            review_id = f"{cls}/{name}"
+            records[split].pop(review_id, None)
             if text is not None:
-                records[split].append({"id": f"{cls}/{name}", "label": CLASS_NAMES.index(cls), "text": text})
-    return records, report
+                records[split][review_id] = {"id": review_id, "label": CLASS_NAMES.index(cls), "text": text}
+        while tar.fileobj.read(_CHUNK):  # read to the end: only there does gzip check its length and CRC
+            pass
+    return {split: sorted(rows.values(), key=lambda r: r["id"]) for split, rows in records.items()}, report
 
 
 def extract(archive: Path, out_dir: Path) -> ExtractReport:
@@ -215,9 +223,8 @@ def extract(archive: Path, out_dir: Path) -> ExtractReport:
         report.counts[split] = {**counts, "total": sum(counts.values())}
     with atomic_path(out_dir, directory=True) as tmp:
         for split in SPLITS:
-            rows = sorted(records[split], key=lambda r: r["id"])
             with (tmp / f"{split}.jsonl").open("w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records[split])
     return report
 
 

@@ -71,9 +71,9 @@ def _float(raw: dict, key: str, low: float, high: float, *, low_open: bool, high
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(key, f"must be a number, got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
+    above_low = value > low if low_open else value >= low
+    below_high = value < high if high_open else value <= high
+    if not (above_low and below_high):  # phrased so that NaN, which compares false, fails too
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise _fail(key, f"must be in {interval}, got {value}")
     return float(value)

@@ -61,8 +61,7 @@ def load_export_model(path: Path):
         raise PipelineError(f"model {path} not found; run `dvc repro` to train it, or pass --model PATH")
     import keras
 
-    import imdb_sentiment.attention  # noqa: F401  (registers the custom objects)
-    import imdb_sentiment.text  # noqa: F401
+    import imdb_sentiment.custom_objects  # noqa: F401
 
     try:
         model = keras.saving.load_model(path)

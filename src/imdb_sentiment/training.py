@@ -40,6 +40,7 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int):
         batches(x_train, y_train, params.batch_size, seed=params.seed),
         validation_data=batches(x_val, y_val, params.batch_size),
         epochs=params.epochs,
+        shuffle=False,  # the dataset shuffles itself, seeded
         verbose=2,
     )
     return model, history.from_keras(fit.history)

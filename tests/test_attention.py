@@ -1,0 +1,203 @@
+"""CustomMultiheadAttention: equivalence with Keras' MultiHeadAttention, masking, dropout,
+gradients, configuration and registration."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from imdb_sentiment.attention import CustomMultiheadAttention  # noqa: E402
+
+E, H = 16, 2  # embed_dim, num_heads
+D = E // H
+F = 5  # input width, deliberately != E
+
+
+def _inputs(batch=3, steps=7, width=F, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, steps, width)).astype("float32")
+
+
+def _key_mask():
+    """(3, 7): full, 4 real tokens then padding, 1 real token then padding."""
+    lengths = np.array([7, 4, 1])
+    return np.arange(7)[None, :] < lengths[:, None]
+
+
+def _layer(dropout=0.0, seed=1, width=F):
+    layer = CustomMultiheadAttention(E, H, dropout=dropout)
+    layer.build((None, None, width))
+    rng = np.random.default_rng(seed)
+    for dense in (layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense):
+        dense.kernel.assign(rng.normal(scale=0.5, size=dense.kernel.shape).astype("float32"))
+        dense.bias.assign(rng.normal(scale=0.5, size=dense.bias.shape).astype("float32"))
+    return layer
+
+
+def _keras_mha_with_weights_of(layer):
+    mha = keras.layers.MultiHeadAttention(num_heads=H, key_dim=D, output_shape=E)
+    x = _inputs()
+    mha(x, x, x)  # builds it
+    pairs = [(mha._query_dense, layer.query_dense), (mha._key_dense, layer.key_dense),
+             (mha._value_dense, layer.value_dense)]
+    for theirs, ours in pairs:
+        theirs.kernel.assign(np.reshape(ours.kernel.numpy(), (F, H, D)))
+        theirs.bias.assign(np.reshape(ours.bias.numpy(), (H, D)))
+    mha._output_dense.kernel.assign(np.reshape(layer.output_dense.kernel.numpy(), (H, D, E)))
+    mha._output_dense.bias.assign(layer.output_dense.bias.numpy())
+    return mha
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "padding-mask"])
+def test_matches_keras_multi_head_attention_with_the_same_weights(masked):
+    layer = _layer()
+    mha = _keras_mha_with_weights_of(layer)
+    x = _inputs()
+    key_mask = _key_mask() if masked else None
+    ours, our_scores = layer(x, mask=key_mask, return_attention_scores=True)
+    pairwise = None if key_mask is None else np.broadcast_to(key_mask[:, None, :], (3, 7, 7))
+    theirs, their_scores = mha(x, x, x, attention_mask=pairwise, return_attention_scores=True)
+    assert ours.shape == theirs.shape == (3, 7, E)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(our_scores), np.asarray(their_scores), atol=1e-6, rtol=0)
+    # The biases matter: the comparison would not be meaningful if they were zero.
+    assert np.abs(layer.output_dense.bias.numpy()).min() > 0
+    assert np.abs(layer.query_dense.bias.numpy()).min() > 0
+
+
+def test_pairwise_mask_gives_the_same_result_as_the_key_mask():
+    layer = _layer()
+    x, key_mask = _inputs(), _key_mask()
+    pairwise = np.broadcast_to(key_mask[:, None, :], (3, 7, 7))
+    np.testing.assert_allclose(np.asarray(layer(x, mask=pairwise)), np.asarray(layer(x, mask=key_mask)),
+                               atol=1e-6, rtol=0)
+
+
+def test_appended_padding_does_not_change_outputs_at_real_positions():
+    layer = _layer()
+    x, key_mask = _inputs(), _key_mask()
+    garbage = np.random.default_rng(9).normal(scale=10.0, size=(3, 5, F)).astype("float32")
+    longer_x = np.concatenate([x, garbage], axis=1)
+    longer_mask = np.concatenate([key_mask, np.zeros((3, 5), bool)], axis=1)
+
+    short = np.asarray(layer(x, mask=key_mask))
+    long = np.asarray(layer(longer_x, mask=longer_mask))
+    np.testing.assert_allclose(long[:, :7][key_mask], short[key_mask], atol=1e-6, rtol=0)
+    # Without the mask the garbage would take part (so the comparison above can fail).
+    unmasked = np.asarray(layer(longer_x))
+    assert not np.allclose(unmasked[:, :7][key_mask], short[key_mask], atol=1e-3)
+
+
+def test_padded_keys_get_exactly_zero_attention_weight():
+    layer = _layer()
+    x, key_mask = _inputs(), _key_mask()
+    x[~key_mask] = 1e3  # large values in padded positions must not leak through
+    _, weights = layer(x, mask=key_mask, return_attention_scores=True)
+    weights = np.asarray(weights)
+    assert weights.shape == (3, H, 7, 7)
+    padded_keys = np.broadcast_to(~key_mask[:, None, None, :], weights.shape)
+    assert np.all(weights[padded_keys] == 0.0)
+    real_pairs = np.broadcast_to((key_mask[:, None, :, None] & key_mask[:, None, None, :]), weights.shape)
+    assert np.all(weights[real_pairs] > 0.0)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-6)
+
+
+def test_the_mask_is_passed_on_and_a_pairwise_mask_is_not():
+    layer = _layer()
+    key_mask = tf.constant(_key_mask())
+    assert layer.compute_mask(_inputs(), key_mask) is key_mask
+    pairwise = tf.constant(np.broadcast_to(_key_mask()[:, None, :], (3, 7, 7)))
+    assert layer.compute_mask(_inputs(), pairwise) is None
+
+
+def test_dropout_only_acts_in_training():
+    layer = _layer(dropout=0.5)
+    x = _inputs()
+    first, second = layer(x, training=False), layer(x, training=False)
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+
+    train_a, weights_a = layer(x, training=True, return_attention_scores=True)
+    train_b, weights_b = layer(x, training=True, return_attention_scores=True)
+    assert not np.allclose(np.asarray(train_a), np.asarray(train_b))
+    # Dropout acts on the attention weights: some are zeroed, the rest scaled by 1 / (1 - rate).
+    _, clean = layer(x, training=False, return_attention_scores=True)
+    weights_a, clean = np.asarray(weights_a), np.asarray(clean)
+    dropped = weights_a == 0.0
+    assert 0.2 < dropped.mean() < 0.8
+    np.testing.assert_allclose(weights_a[~dropped], clean[~dropped] * 2.0, rtol=1e-5)
+
+
+def test_zero_dropout_in_training_equals_inference():
+    layer = _layer(dropout=0.0)
+    x = _inputs()
+    np.testing.assert_array_equal(np.asarray(layer(x, training=True)), np.asarray(layer(x, training=False)))
+
+
+def test_inference_with_dropout_equals_the_same_weights_without_dropout():
+    with_dropout, without = _layer(dropout=0.5, seed=3), _layer(dropout=0.0, seed=3)
+    x = _inputs()
+    np.testing.assert_allclose(np.asarray(with_dropout(x, training=False)), np.asarray(without(x)),
+                               atol=1e-7, rtol=0)
+
+
+def test_every_trainable_weight_gets_a_gradient():
+    layer = _layer()
+    x, key_mask = tf.constant(_inputs()), tf.constant(_key_mask())
+    target = tf.constant(np.random.default_rng(4).normal(size=(3, 7, E)).astype("float32"))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum((layer(x, mask=key_mask, training=True) - target) ** 2)
+    grads = tape.gradient(loss, layer.trainable_weights)
+    assert len(layer.trainable_weights) == 8  # 4 kernels and 4 biases
+    for weight, grad in zip(layer.trainable_weights, grads):
+        assert grad is not None, weight.path
+        grad = np.asarray(grad)
+        assert np.all(np.isfinite(grad)), weight.path
+        if weight is layer.key_dense.bias:
+            # Adding the same vector to every key shifts each query's scores by a constant,
+            # which the softmax ignores: the key bias's gradient is zero up to rounding.
+            assert np.abs(grad).max() < 1e-3 * max(np.abs(g).max() for g in map(np.asarray, grads))
+        else:
+            assert np.abs(grad).max() > 1e-4, weight.path
+
+
+def test_embed_dim_not_divisible_by_num_heads_names_both_values():
+    with pytest.raises(ValueError, match=r"embed_dim \(10\).*num_heads \(3\)"):
+        CustomMultiheadAttention(10, 3)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0])
+def test_dropout_outside_the_unit_interval_is_rejected(rate):
+    with pytest.raises(ValueError, match="dropout"):
+        CustomMultiheadAttention(8, 2, dropout=rate)
+
+
+def test_get_config_round_trip():
+    layer = CustomMultiheadAttention(12, 3, dropout=0.25, name="attn")
+    config = layer.get_config()
+    assert (config["embed_dim"], config["num_heads"], config["dropout"]) == (12, 3, 0.25)
+    clone = CustomMultiheadAttention.from_config(config)
+    assert clone.get_config() == config
+    assert (clone.embed_dim, clone.num_heads, clone.depth, clone.dropout) == (12, 3, 4, 0.25)
+
+
+def test_compute_output_shape_and_actual_shape():
+    layer = _layer()
+    assert tuple(layer.compute_output_shape((3, 7, F))) == (3, 7, E)
+    assert tuple(layer.compute_output_shape((None, None, F))) == (None, None, E)
+    assert layer(_inputs()).shape == (3, 7, E)
+
+
+def test_layer_is_registered_serializable():
+    registered = keras.saving.get_registered_object("imdb_sentiment>CustomMultiheadAttention")
+    assert registered is CustomMultiheadAttention
+    layer = CustomMultiheadAttention(8, 2)
+    serialized = keras.saving.serialize_keras_object(layer)
+    assert "imdb_sentiment" in serialized["registered_name"]
+    clone = keras.saving.deserialize_keras_object(serialized)
+    assert isinstance(clone, CustomMultiheadAttention)
+    assert clone.get_config() == layer.get_config()

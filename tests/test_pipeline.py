@@ -1,0 +1,120 @@
+"""End to end: the real `dvc repro` on a tiny archive in the official layout, in a temporary
+git repo, then what a user does next (repro again, an experiment, metrics diff)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import make_project, run
+
+pytestmark = pytest.mark.slow
+
+STAGES = ("download", "extract", "vectorize", "train", "evaluate", "plots")
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([a-z]+)'", output))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, tiny_archive):
+    repo = make_project(tmp_path_factory.mktemp("pipeline") / "repo", tiny_archive)
+    result = run(["dvc", "repro"], repo)
+    assert ran(result.stdout) == set(STAGES), result.stdout
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "first run"], repo)
+    return repo
+
+
+def test_extract_keeps_the_labeled_splits_only(repo):
+    counts = json.loads((repo / "reports/data.json").read_text())
+    assert set(counts) == {"train", "test"}
+    for split in counts.values():
+        assert set(split) == {"neg", "pos", "total"}
+        assert split["neg"] > 0 and split["pos"] > 0
+    labels = {json.loads(line)["label"] for line in (repo / "data/reviews/train.jsonl").open()}
+    assert labels == {0, 1}  # train/unsup is in the archive, but it is no class
+
+
+def test_vectorize_writes_token_ids_vocabulary_and_stats(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    counts = json.loads((repo / "reports/data.json").read_text())
+    stats = json.loads((repo / "reports/vectorize.json").read_text())
+    folder = repo / "data/vectorized"
+    sizes = {}
+    for split in ("train", "validation", "test"):
+        with np.load(folder / f"{split}.npz") as data:
+            assert data["x"].dtype == np.int32
+            assert data["x"].shape[1] == params["sequence_length"]
+            assert data["x"].max() < stats["vocabulary_size"]
+            assert set(np.unique(data["y"])) == {0, 1}
+            sizes[split] = len(data["y"])
+    assert sizes["train"] + sizes["validation"] == counts["train"]["total"]
+    assert sizes["validation"] == round(counts["train"]["total"] * params["validation_split"])
+    assert sizes["test"] == counts["test"]["total"]
+    assert stats["reviews"] == sizes
+    vocabulary = (folder / "vocabulary.txt").read_text().split("\n")[:-1]
+    assert vocabulary[:2] == ["", "[UNK]"] and len(vocabulary) == stats["vocabulary_size"]
+    assert 0 <= stats["oov_share"] < 1 and 0 <= stats["truncated_share"] <= 1
+
+
+def test_train_writes_models_and_history(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert (repo / "data/model/model.keras").stat().st_size > 0
+    assert (repo / "data/model/export.keras").stat().st_size > 0
+    lines = (repo / "reports/history.csv").read_text().splitlines()
+    assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+    assert len(lines) == 1 + params["epochs"]
+
+
+def test_evaluate_writes_metrics_roc_and_predictions(repo):
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert set(metrics) == {"loss", "accuracy", "precision", "recall", "f1", "roc_auc", "reviews"}
+    assert all(0 <= metrics[k] <= 1 for k in ("accuracy", "precision", "recall", "f1", "roc_auc"))
+    counts = json.loads((repo / "reports/data.json").read_text())
+    predictions = (repo / "reports/predictions.csv").read_text().splitlines()
+    assert predictions[0] == "id,actual,predicted,probability"
+    assert len(predictions) - 1 == metrics["reviews"] == counts["test"]["total"]
+    roc = (repo / "reports/roc.csv").read_text().splitlines()
+    assert roc[0] == "fpr,tpr,threshold" and roc[1].startswith("0.0,0.0") and roc[-1].startswith("1.0,1.0")
+
+
+def test_plots_renders_pngs_and_dvc_reads_them(repo):
+    for name in ("training_curves", "confusion_matrix", "roc_curve"):
+        assert (repo / f"reports/figures/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = run(["dvc", "plots", "show", "--json"], repo)
+    shown = result.stdout
+    for name in ("Loss", "Accuracy", "ROC", "Confusion matrix", "reports/figures/roc_curve.png"):
+        assert name in shown
+
+
+def test_second_repro_runs_nothing(repo):
+    result = run(["dvc", "repro"], repo)
+    assert ran(result.stdout) == set(), result.stdout
+    assert run(["dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_experiment_reruns_only_what_depends_on_num_heads(repo):
+    before = json.loads((repo / "reports/metrics.json").read_text())
+    result = run(["dvc", "exp", "run", "-S", "num_heads=4"], repo)
+    assert ran(result.stdout) == {"train", "evaluate", "plots"}, result.stdout
+    after = json.loads((repo / "reports/metrics.json").read_text())
+    assert after != before
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
+    changed = diff["reports/metrics.json"]
+    assert changed["loss"]["old"] == before["loss"] and changed["loss"]["new"] == after["loss"]
+    assert "reports/data.json" not in diff  # the data did not change
+    shown = run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).stdout
+    assert "num_heads" in shown and "accuracy" in shown
+
+
+def test_non_divisible_heads_fail_before_any_work(repo):
+    result = run(["dvc", "exp", "run", "-S", "num_heads=3"], repo, check=False)
+    assert result.returncode != 0
+    assert "train: error: params.yaml: embed_dim (8) must be divisible by num_heads (3)" in result.stderr
+    assert ran(result.stdout) == {"train"}

@@ -1,0 +1,115 @@
+"""Text to token ids: standardization, vectorizer, train/validation split, token counts."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from imdb_sentiment.text import (  # noqa: E402
+    OOV,
+    PAD,
+    adapt,
+    custom_standardization,
+    make_vectorizer,
+    split_train_validation,
+    token_counts,
+    vectorize,
+    vocabulary,
+)
+
+
+def _standardize(texts: list[str]) -> list[str]:
+    return [s.decode("utf-8") for s in custom_standardization(tf.constant(texts)).numpy()]
+
+
+def test_standardization_lowercases_replaces_breaks_and_drops_punctuation():
+    assert _standardize(["Don't <br />STOP!"]) == ["dont  stop"]
+    assert _standardize(["A<br /><br />b", "UPPER<BR />lower"]) == ["a  b", "upper lower"]
+    assert _standardize(["""!"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~word"""]) == ["word"]
+    assert _standardize(["no change 123"]) == ["no change 123"]
+
+
+def test_standardization_is_registered_serializable():
+    assert keras.saving.get_registered_object("imdb_sentiment>custom_standardization") is custom_standardization
+    serialized = keras.saving.serialize_keras_object(custom_standardization)
+    assert "imdb_sentiment" in str(serialized)
+
+
+TRAIN = ["Great movie, great acting!", "Awful plot. Awful acting.", "great fun<br />really great"]
+VALIDATION = ["Zebra zeppelin great"]
+
+
+def test_vectorizer_adapts_on_train_texts_only():
+    vectorizer = make_vectorizer(max_features=50, sequence_length=6)
+    adapt(vectorizer, TRAIN)
+    vocab = vocabulary(vectorizer)
+    assert vocab[:2] == ["", "[UNK]"]
+    assert vocab[2] == "great"  # the most frequent train word comes first
+    assert {"movie", "awful", "acting", "fun", "really", "plot"} <= set(vocab)
+    assert "zebra" not in vocab and "zeppelin" not in vocab
+    ids = vectorize(vectorizer, VALIDATION)
+    assert ids.dtype == np.int32 and ids.shape == (1, 6)
+    great = vocab.index("great")
+    assert ids[0].tolist() == [OOV, OOV, great, PAD, PAD, PAD]
+
+
+def test_vocabulary_is_capped_at_max_features_and_sequences_truncated():
+    vectorizer = make_vectorizer(max_features=4, sequence_length=3)
+    adapt(vectorizer, TRAIN)
+    vocab = vocabulary(vectorizer)
+    assert len(vocab) == 4
+    assert vocab[:3] == ["", "[UNK]", "great"]
+    ids = vectorize(vectorizer, ["great great great great great", "great"], batch_size=1)
+    assert ids.tolist() == [[2, 2, 2], [2, PAD, PAD]]
+
+
+def test_vectorizer_from_a_saved_vocabulary_gives_the_same_ids():
+    adapted = make_vectorizer(max_features=50, sequence_length=8)
+    adapt(adapted, TRAIN)
+    rebuilt = make_vectorizer(50, 8, vocabulary=vocabulary(adapted))
+    assert vocabulary(rebuilt) == vocabulary(adapted)
+    texts = TRAIN + VALIDATION
+    np.testing.assert_array_equal(vectorize(rebuilt, texts), vectorize(adapted, texts))
+
+
+def test_split_is_disjoint_covers_all_and_has_the_rounded_size():
+    for n, share in [(100, 0.2), (7, 0.3), (10, 0.5), (3, 0.4)]:
+        train, val = split_train_validation(n, share, seed=0)
+        assert len(val) == round(n * share)
+        assert len(train) == n - len(val)
+        assert not set(train) & set(val)
+        assert sorted([*train, *val]) == list(range(n))
+        assert list(train) == sorted(train) and list(val) == sorted(val)
+
+
+def test_split_depends_on_the_seed_only():
+    a_train, a_val = split_train_validation(1000, 0.2, seed=42)
+    b_train, b_val = split_train_validation(1000, 0.2, seed=42)
+    c_train, c_val = split_train_validation(1000, 0.2, seed=43)
+    np.testing.assert_array_equal(a_train, b_train)
+    np.testing.assert_array_equal(a_val, b_val)
+    assert not np.array_equal(a_val, c_val)
+    assert not np.array_equal(a_train, c_train)
+
+
+@pytest.mark.parametrize("n, share", [(3, 0.1), (2, 0.9), (1, 0.5), (10, 0.99)])
+def test_split_that_leaves_a_side_empty_is_an_error(n, share):
+    with pytest.raises(ValueError, match=str(share)):
+        split_train_validation(n, share, seed=0)
+
+
+def test_token_counts_count_words_before_truncation():
+    long_review = " ".join(["word"] * 50) + "!"
+    texts = ["Hello, world!", "a<br />b", "...!!!", long_review, "  spaced   out  "]
+    counts = token_counts(texts, batch_size=2)
+    assert counts.tolist() == [2, 2, 0, 50, 2]
+    vectorizer = make_vectorizer(max_features=20, sequence_length=10)
+    adapt(vectorizer, texts)
+    ids = vectorize(vectorizer, texts)
+    assert (ids[3] != PAD).sum() == 10  # what the model sees is cut, the count is not
