@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from imdb_sentiment.data import CLASS_NAMES  # noqa: E402
@@ -27,6 +28,7 @@ def training_curves(history: list[dict], path: Path) -> None:
         ax.plot(epochs, [row[f"val_{metric}"] for row in history], "o-", label="validation")
         ax.set_title(f"Training and validation {title.lower()}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(title)
         ax.legend()
         ax.grid(alpha=0.3)
