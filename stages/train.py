@@ -13,6 +13,7 @@ from imdb_sentiment.export import build_export_model  # noqa: E402
 from imdb_sentiment.outputs import atomic_path, write_text  # noqa: E402
 from imdb_sentiment.params import load_params  # noqa: E402
 from imdb_sentiment.history import to_csv  # noqa: E402
+from imdb_sentiment.model import save_model  # noqa: E402
 from imdb_sentiment.training import train  # noqa: E402
 from imdb_sentiment.vectorized import load_split, load_vocabulary  # noqa: E402
 
@@ -33,8 +34,8 @@ def main() -> None:
     model, history = train(params, x_train, y_train, x_val, y_val, len(vocabulary))
     export = build_export_model(model, vocabulary, params.sequence_length)
     with atomic_path(args.model, directory=True) as tmp:
-        model.save(tmp / MODEL)
-        export.save(tmp / EXPORT)
+        save_model(model, tmp / MODEL)
+        save_model(export, tmp / EXPORT)
     write_text(args.history, to_csv(history))
     last = history[-1]
     print(f"train: {len(history)} epochs, validation accuracy {last['val_accuracy']:.4f}, "

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
+from pathlib import Path
+
 import keras
 
 from imdb_sentiment.attention import CustomMultiheadAttention
@@ -34,3 +38,40 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
     )
+
+
+def _renumber_shared_objects(node, ids: dict) -> None:
+    """Replace each ``shared_object_id`` (a Python ``id()``, new in every process) by its rank."""
+    if isinstance(node, dict):
+        if "shared_object_id" in node:
+            node["shared_object_id"] = ids.setdefault(node["shared_object_id"], len(ids))
+        for value in node.values():
+            _renumber_shared_objects(value, ids)
+    elif isinstance(node, list):
+        for value in node:
+            _renumber_shared_objects(value, ids)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save as .keras with the same bytes for the same model, whenever and wherever it is saved.
+
+    Keras stamps the save time into the archive (``date_saved``, the zip entries' dates) and
+    memory addresses into the config (``shared_object_id``); without this, two identical
+    training runs would give files with different DVC hashes.
+    """
+    model.save(path)
+    with zipfile.ZipFile(path) as saved:
+        entries = [(info, saved.read(info)) for info in saved.infolist()]
+    with zipfile.ZipFile(path, "w") as fixed:
+        for info, data in entries:
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata).encode()
+            elif info.filename == "config.json":
+                config = json.loads(data)
+                _renumber_shared_objects(config, {})
+                data = json.dumps(config).encode()
+            entry = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+            fixed.writestr(entry, data)
