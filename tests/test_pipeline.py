@@ -101,6 +101,21 @@ def test_second_repro_runs_nothing(repo):
     assert run(["dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."
 
 
+def test_a_teammate_pulls_every_output_from_a_shared_remote(repo, tmp_path):
+    """Repo A pushes to a folder remote; a fresh clone B pulls: clean status, nothing to run,
+    and the pulled model classifies reviews."""
+    run(["dvc", "remote", "add", "--default", "shared", str(tmp_path / "remote")], repo)
+    run(["git", "commit", "-qam", "shared remote"], repo)
+    run(["dvc", "push"], repo)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    assert run(["dvc", "status"], clone).stdout.strip() == "Data and pipelines are up to date."
+    assert ran(run(["dvc", "repro"], clone).stdout) == set()
+    result = run(["predict", "--json", "--model", "data/model/export.keras", "A wonderful, moving film."], clone)
+    assert json.loads(result.stdout)["label"] in ("positive", "negative")
+
+
 def test_experiment_reruns_only_what_depends_on_num_heads(repo):
     before = json.loads((repo / "reports/metrics.json").read_text())
     result = run(["dvc", "exp", "run", "-S", "num_heads=4"], repo)
