@@ -3,9 +3,12 @@ git repo, then what a user does next (repro again, an experiment, metrics diff).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import subprocess
+import time
 
 import numpy as np
 import psutil
@@ -195,3 +198,29 @@ def test_a_stage_killed_mid_work_leaves_no_output_and_repro_recovers(repo, tmp_p
             assert not (crashed / out).exists(), f"{stage} killed, yet {out} exists"
     run(["dvc", "repro"], crashed)
     assert (crashed / "dvc.lock").read_text() == run(["git", "show", "HEAD:dvc.lock"], repo).stdout
+
+
+def test_queued_experiments_run_in_parallel_and_compare(repo):
+    """`dvc exp run --queue` twice, `dvc queue start --jobs 2`: both finish, `dvc exp show`
+    lists them with their metrics, `dvc plots diff` compares their curves."""
+    run(["git", "checkout", "--", "."], repo)  # back to the committed first run
+    run(["dvc", "checkout", "--force"], repo)
+    for heads in (4, 8):
+        run(["dvc", "exp", "run", "--queue", "--name", f"heads-{heads}", "-S", f"num_heads={heads}"], repo)
+    run(["dvc", "queue", "start", "--jobs", "2"], repo)
+    deadline = time.monotonic() + 600
+    while True:
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") >= 2 and "Failed" not in status, status
+    shown = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], repo).stdout)))
+    finished = {row["Experiment"]: row for row in shown if row["Experiment"] in ("heads-4", "heads-8")}
+    assert set(finished) == {"heads-4", "heads-8"}
+    assert {finished[name]["num_heads"] for name in finished} == {"4", "8"}
+    assert all(0 <= float(finished[name]["accuracy"]) <= 1 for name in finished)
+    plots = json.loads(run(["dvc", "plots", "diff", "heads-4", "heads-8", "--json"], repo).stdout)["data"]
+    for curve in ("Loss", "Accuracy", "ROC"):
+        assert sorted(plots[curve][0]["revisions"]) == ["heads-4", "heads-8"]
