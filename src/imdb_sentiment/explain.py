@@ -24,21 +24,18 @@ def token_importance(weights: np.ndarray) -> np.ndarray:
 
 def pick_examples(x: np.ndarray, actual: np.ndarray, probability: np.ndarray,
                   min_tokens: int = 15, max_tokens: int = 60) -> dict[str, int]:
-    """Row indices of three short test reviews: the most confident correct positive and
-    negative, and the most confidently misclassified one (any length if none is short)."""
+    """Row indices of three test reviews, short ones where there are any (a heatmap of 250
+    words is unreadable): the most confident correct positive and correct negative, and the
+    most confidently misclassified review."""
     lengths = np.count_nonzero(x != PAD, axis=1)
     short = (lengths >= min_tokens) & (lengths <= max_tokens)
-    predicted = (probability >= 0.5).astype(int)
+    correct = (probability >= 0.5) == (actual == 1)
     confidence = np.abs(probability - 0.5)
     chosen = {}
-    for name, candidates in (
-        ("correct_positive", short & (actual == 1) & (predicted == 1)),
-        ("correct_negative", short & (actual == 0) & (predicted == 0)),
-        ("misclassified", short & (actual != predicted)),
-    ):
-        if not candidates.any():
-            candidates = (lengths > 0) & ((actual != predicted) if name == "misclassified" else
-                                          (actual == predicted) & (actual == int(name.endswith("positive"))))
+    for name, wanted in (("correct_positive", correct & (actual == 1)),
+                         ("correct_negative", correct & (actual == 0)),
+                         ("misclassified", ~correct)):
+        candidates = wanted & short if (wanted & short).any() else wanted & (lengths > 0)
         if candidates.any():
             chosen[name] = int(np.flatnonzero(candidates)[np.argmax(confidence[candidates])])
     return chosen

@@ -1,0 +1,44 @@
+"""The attention figures' inputs: which reviews are shown, and the weights drawn for them."""
+
+from __future__ import annotations
+
+import numpy as np
+import yaml
+
+from conftest import PROJECT
+from imdb_sentiment.explain import attention_maps, pick_examples, token_importance
+from imdb_sentiment.model import build_model
+from imdb_sentiment.params import parse_params
+
+
+def padded(lengths: list[int], width: int = 80) -> np.ndarray:
+    x = np.zeros((len(lengths), width), dtype=np.int32)
+    for row, n in enumerate(lengths):
+        x[row, :n] = np.arange(2, n + 2)
+    return x
+
+
+def test_picks_the_most_confident_short_reviews_of_each_kind():
+    x = padded([20, 30, 70, 25, 40, 16])
+    actual = np.array([1, 0, 1, 1, 0, 0])
+    probability = np.array([0.9, 0.1, 0.99, 0.2, 0.3, 0.75])
+    # row 2 is the most confident correct positive but too long to draw; row 3 is the most
+    # confidently misclassified (0.2 for a positive)
+    assert pick_examples(x, actual, probability) == {"correct_positive": 0, "correct_negative": 1, "misclassified": 3}
+
+
+def test_falls_back_to_long_reviews_and_skips_a_kind_that_does_not_exist():
+    x = padded([70, 75])
+    assert pick_examples(x, np.array([1, 0]), np.array([0.8, 0.3])) == {"correct_positive": 0, "correct_negative": 1}
+
+
+def test_attention_maps_cover_the_real_tokens_and_importance_sums_to_one():
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw.update(embedding_dim=8, embed_dim=8, num_heads=2)
+    model = build_model(parse_params(raw), vocabulary_size=50)
+    tokens = padded([12], width=40)[0]
+    weights = attention_maps(model, tokens)
+    assert weights.shape == (2, 12, 12)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+    importance = token_importance(weights)
+    assert importance.shape == (12,) and abs(importance.sum() - 1.0) < 1e-6 and (importance > 0).all()
