@@ -14,6 +14,7 @@ import keras  # noqa: E402
 
 import imdb_sentiment.custom_objects  # noqa: E402,F401
 from imdb_sentiment.errors import PipelineError  # noqa: E402
+from imdb_sentiment.model import predict_logits  # noqa: E402
 from imdb_sentiment.evaluation import classification_metrics, label_names, roc_points, sigmoid  # noqa: E402
 from imdb_sentiment.outputs import write_json, write_text  # noqa: E402
 from imdb_sentiment.vectorized import load_split  # noqa: E402
@@ -40,7 +41,7 @@ def main() -> None:
     if not args.model.is_file():
         raise PipelineError(f"{args.model} does not exist; run the train stage first")
     model = keras.saving.load_model(args.model)
-    logits = model.predict(x_test, batch_size=256, verbose=0).ravel()
+    logits = predict_logits(model, x_test)
     metrics = classification_metrics(y_test, logits)
     probabilities = sigmoid(logits.astype("float64"))
     write_json(args.metrics, metrics)

@@ -9,8 +9,9 @@ from imdb_sentiment import cli
 
 cli.quiet_tensorflow()
 
+from imdb_sentiment.distribute import strategy_for  # noqa: E402
 from imdb_sentiment.export import build_export_model  # noqa: E402
-from imdb_sentiment.outputs import atomic_path, write_text  # noqa: E402
+from imdb_sentiment.outputs import atomic_path, write_json, write_text  # noqa: E402
 from imdb_sentiment.params import load_params  # noqa: E402
 from imdb_sentiment.history import to_csv  # noqa: E402
 from imdb_sentiment.model import save_model  # noqa: E402
@@ -25,21 +26,31 @@ def main() -> None:
     parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
     parser.add_argument("model", type=Path, help=f"folder for {MODEL} (token ids in, logit out) and {EXPORT}")
     parser.add_argument("history", type=Path, help="CSV file for the per-epoch loss and accuracy")
+    parser.add_argument("summary", type=Path, help="JSON file for the epochs run and kept, and the time taken")
     args = parser.parse_args()
     params = load_params()  # fails on bad params before any data is read
+    strategy = strategy_for(params.distribute)  # and on a missing or malformed TF_CONFIG
     start = time.perf_counter()
     x_train, y_train, _ = load_split(args.vectorized, "train")
     x_val, y_val, _ = load_split(args.vectorized, "validation")
     vocabulary = load_vocabulary(args.vectorized)
-    model, history = train(params, x_train, y_train, x_val, y_val, len(vocabulary))
-    export = build_export_model(model, vocabulary, params.sequence_length)
+    model, history, kept = train(params, x_train, y_train, x_val, y_val, len(vocabulary), strategy)
+    seconds = time.perf_counter() - start
+    export = build_export_model(model, vocabulary, params.sequence_length, params.ngrams)
     with atomic_path(args.model, directory=True) as tmp:
         save_model(model, tmp / MODEL)
         save_model(export, tmp / EXPORT)
     write_text(args.history, to_csv(history))
-    last = history[-1]
-    print(f"train: {len(history)} epochs, validation accuracy {last['val_accuracy']:.4f}, "
-          f"loss {last['val_loss']:.4f} in {time.perf_counter() - start:.1f} s")
+    best = history[kept - 1]
+    write_json(args.summary, {
+        "epochs_run": len(history),
+        "epoch_kept": kept,
+        "val_loss": round(best["val_loss"], 6),
+        "val_accuracy": round(best["val_accuracy"], 6),
+        "fit_seconds": round(seconds, 1),  # the only figure that differs between identical runs
+    })
+    print(f"train: {len(history)} epochs, kept epoch {kept}: validation accuracy "
+          f"{best['val_accuracy']:.4f}, loss {best['val_loss']:.4f} in {seconds:.1f} s")
 
 
 if __name__ == "__main__":

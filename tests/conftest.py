@@ -27,6 +27,7 @@ TINY_PARAMS = {
     "num_heads": 2,
     "batch_size": 8,
     "epochs": 3,
+    "bigram_buckets": 1000,
 }
 
 

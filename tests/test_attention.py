@@ -29,8 +29,8 @@ def _key_mask():
     return np.arange(7)[None, :] < lengths[:, None]
 
 
-def _layer(dropout=0.0, seed=1, width=F):
-    layer = CustomMultiheadAttention(E, H, dropout=dropout)
+def _layer(dropout=0.0, seed=1, width=F, pool_queries=False):
+    layer = CustomMultiheadAttention(E, H, dropout=dropout, pool_queries=pool_queries)
     layer.build((None, None, width))
     rng = np.random.default_rng(seed)
     for dense in (layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense):
@@ -163,6 +163,54 @@ def test_every_trainable_weight_gets_a_gradient():
             assert np.abs(grad).max() < 1e-3 * max(np.abs(g).max() for g in map(np.asarray, grads))
         else:
             assert np.abs(grad).max() > 1e-4, weight.path
+
+
+def _pooled_pair(seed=1):
+    """The same weights in a sequence-output layer and in a pool_queries layer."""
+    sequence, pooled = _layer(seed=seed), _layer(seed=seed, pool_queries=True)
+    for ours, theirs in zip(sequence.weights, pooled.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    return sequence, pooled
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "padding-mask"])
+def test_pool_queries_equals_global_average_pooling_of_the_sequence_output(masked):
+    sequence, pooled = _pooled_pair()
+    x = _inputs()
+    key_mask = _key_mask() if masked else None
+    expected = keras.layers.GlobalAveragePooling1D()(sequence(x, mask=key_mask), mask=key_mask)
+    ours, weights = pooled(x, mask=key_mask, return_attention_scores=True)
+    assert ours.shape == (3, E)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), atol=1e-5, rtol=0)
+    _, sequence_weights = sequence(x, mask=key_mask, return_attention_scores=True)
+    np.testing.assert_array_equal(np.asarray(weights), np.asarray(sequence_weights))
+    if masked:  # the padded rows would change the average: the comparison can fail
+        unmasked_average = keras.layers.GlobalAveragePooling1D()(np.asarray(sequence(x, mask=key_mask)))
+        assert not np.allclose(np.asarray(ours), np.asarray(unmasked_average), atol=1e-3)
+
+
+def test_pool_queries_gives_the_same_gradients_as_pooling_afterwards():
+    sequence, pooled = _pooled_pair()
+    x, key_mask = tf.constant(_inputs()), tf.constant(_key_mask())
+    target = tf.constant(np.random.default_rng(4).normal(size=(3, E)).astype("float32"))
+    gradients = []
+    for layer, pool in ((sequence, keras.layers.GlobalAveragePooling1D()), (pooled, None)):
+        with tf.GradientTape() as tape:
+            out = layer(x, mask=key_mask, training=True)
+            out = pool(out, mask=key_mask) if pool else out
+            loss = tf.reduce_sum((out - target) ** 2)
+        gradients.append(tape.gradient(loss, layer.trainable_weights))
+    for expected, ours in zip(*gradients):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), atol=1e-4, rtol=1e-4)
+
+
+def test_pool_queries_shapes_mask_and_config():
+    layer = _layer(pool_queries=True)
+    assert tuple(layer.compute_output_shape((3, 7, F))) == (3, E)
+    assert layer.compute_mask(_inputs(), tf.constant(_key_mask())) is None
+    assert CustomMultiheadAttention.from_config(layer.get_config()).pool_queries is True
+    with pytest.raises(ValueError, match="pool_queries needs a .batch, steps. mask"):
+        layer(_inputs(), mask=np.broadcast_to(_key_mask()[:, None, :], (3, 7, 7)))
 
 
 def test_embed_dim_not_divisible_by_num_heads_names_both_values():

@@ -34,7 +34,7 @@ def test_falls_back_to_long_reviews_and_skips_a_kind_that_does_not_exist():
 
 def test_attention_maps_cover_the_real_tokens_and_importance_sums_to_one():
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    raw.update(embedding_dim=8, embed_dim=8, num_heads=2)
+    raw.update(embedding_dim=8, embed_dim=8, num_heads=2, bigram_buckets=0, position_embedding="none")
     model = build_model(parse_params(raw), vocabulary_size=50)
     tokens = padded([12], width=40)[0]
     weights = attention_maps(model, tokens)
@@ -42,3 +42,18 @@ def test_attention_maps_cover_the_real_tokens_and_importance_sums_to_one():
     np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
     importance = token_importance(weights)
     assert importance.shape == (12,) and abs(importance.sum() - 1.0) < 1e-6 and (importance > 0).all()
+
+
+def test_attention_maps_see_the_pair_and_position_vectors_the_model_adds():
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw.update(embedding_dim=8, embed_dim=8, num_heads=2, sequence_length=40, bigram_buckets=0, position_embedding="none")
+    plain = build_model(parse_params(raw), vocabulary_size=50)
+    raw.update(bigram_buckets=64, position_embedding="learned")
+    enriched = build_model(parse_params(raw), vocabulary_size=50)
+    enriched.get_layer("embedding").set_weights(plain.get_layer("embedding").get_weights())
+    enriched.get_layer("attention").set_weights(plain.get_layer("attention").get_weights())
+    tokens = padded([12], width=40)[0]
+    weights = attention_maps(enriched, tokens)
+    assert weights.shape == (2, 12, 12)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+    assert np.abs(weights - attention_maps(plain, tokens)).max() > 1e-4

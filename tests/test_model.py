@@ -21,12 +21,14 @@ import yaml  # noqa: E402
 from imdb_sentiment.export import build_export_model  # noqa: E402
 from imdb_sentiment.model import build_model, compile_model  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
+from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding  # noqa: E402
+from imdb_sentiment.training import kept_epoch, train  # noqa: E402
 from imdb_sentiment.text import adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 VOCAB = 100
 TINY = {"max_features": VOCAB, "sequence_length": 40, "embedding_dim": 8, "embed_dim": 8, "num_heads": 2,
-        "batch_size": 16, "epochs": 1}
+        "batch_size": 16, "epochs": 1, "bigram_buckets": 0, "position_embedding": "none", "patience": 0}
 
 
 def make_params(**overrides):
@@ -62,7 +64,7 @@ def _reviews():
 def test_padding_does_not_change_logit_or_pooled_vector_with_mask():
     keras.utils.set_random_seed(1)
     model = build_model(make_params(use_mask=True), VOCAB)
-    pooled = keras.Model(model.input, model.get_layer("pooling").output)
+    pooled = keras.Model(model.input, model.get_layer("attention").output)
     reviews = _reviews()
     unpadded = model(reviews[0][None, :].astype(np.int32), training=False).numpy()
     x250, x500 = _padded(reviews, 250), _padded(reviews, 500)
@@ -78,7 +80,7 @@ def test_padding_does_not_change_logit_or_pooled_vector_with_mask():
 def test_without_mask_padding_takes_part():
     keras.utils.set_random_seed(1)
     model = build_model(make_params(use_mask=False), VOCAB)
-    pooled = keras.Model(model.input, model.get_layer("pooling").output)
+    pooled = keras.Model(model.input, model.get_layer("attention").output)
     reviews = _reviews()
     x250, x500 = _padded(reviews, 250), _padded(reviews, 500)
     logits250 = model(x250, training=False).numpy()
@@ -182,7 +184,7 @@ def test_training_is_reproducible_across_processes(tmp_path):
         from imdb_sentiment.training import train
         raw = yaml.safe_load(open(sys.argv[1]))
         x, y = np.load("x.npy"), np.load("y.npy")
-        model, rows = train(parse_params(raw), x[:48], y[:48], x[48:], y[48:], 50)
+        model, rows, _ = train(parse_params(raw), x[:48], y[:48], x[48:], y[48:], 50)
         weights = [w.tolist() for w in model.get_weights()]
         json.dump({"history": rows, "weights": weights}, open(sys.argv[2], "w"))
     """
@@ -200,3 +202,136 @@ def test_training_is_reproducible_across_processes(tmp_path):
     assert all(np.isfinite(row["loss"]) for row in first["history"])
     assert first["history"] == second["history"]
     assert first["weights"] == second["weights"]
+
+
+def _permuted_first_review():
+    review = _reviews()[0]
+    return _padded([review, review[::-1]], 40)
+
+
+def test_without_position_embedding_word_order_does_not_matter():
+    keras.utils.set_random_seed(1)
+    model = build_model(make_params(position_embedding="none"), VOCAB)
+    logits = model(_permuted_first_review(), training=False).numpy()
+    np.testing.assert_allclose(logits[0], logits[1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["learned", "sinusoidal"])
+def test_position_embedding_makes_word_order_matter_and_keeps_the_mask(kind):
+    keras.utils.set_random_seed(1)
+    model = build_model(make_params(position_embedding=kind), VOCAB)
+    positions = model.get_layer("positions")
+    assert positions.kind == kind
+    if kind == "learned":  # as after training: its initial values are too small to show
+        positions.positions.assign(np.random.default_rng(0).normal(size=positions.positions.shape))
+    logits = model(_permuted_first_review(), training=False).numpy()
+    assert abs(logits[0, 0] - logits[1, 0]) > 1e-5
+    review = _reviews()[0][None, :].astype(np.int32)
+    np.testing.assert_allclose(model(_padded([review[0]], 40), training=False).numpy(),
+                               model(review, training=False).numpy(), atol=1e-5, rtol=0)
+
+
+def test_sinusoidal_positions_are_the_transformer_formula():
+    table = np.asarray(PositionEmbedding.sinusoids(7, 6))
+    position, i = 5, 2  # column 2i is sin(pos / 10000^(2i/d)), column 2i + 1 the cos
+    angle = position / 10000 ** (2 * i / 6)
+    np.testing.assert_allclose(table[position, 2 * i:2 * i + 2], [np.sin(angle), np.cos(angle)], atol=1e-6)
+    assert np.count_nonzero(table[0, 1::2] - 1.0) == 0
+
+
+@pytest.mark.parametrize("kind", ["learned", "sinusoidal"])
+def test_model_with_bigrams_and_position_embedding_saves_and_loads_in_a_fresh_process(kind, tmp_path):
+    keras.utils.set_random_seed(4)
+    model = build_model(make_params(position_embedding=kind, bigram_buckets=300), VOCAB)
+    x = _padded(_reviews(), 40)
+    model.save(tmp_path / "model.keras")
+    np.save(tmp_path / "x.npy", x)
+    _finish(_python("""
+        import keras, numpy as np
+        import imdb_sentiment.custom_objects
+        np.save("loaded.npy", keras.saving.load_model("model.keras").predict(np.load("x.npy"), verbose=0))
+    """, cwd=tmp_path))
+    np.testing.assert_allclose(np.load(tmp_path / "loaded.npy"), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_kept_epoch_is_the_best_validation_loss_with_patience_and_the_last_without():
+    rows = [{"val_loss": v} for v in (0.5, 0.3, 0.3, 0.4)]
+    assert kept_epoch(rows, patience=2) == 2
+    assert kept_epoch(rows, patience=0) == 4
+
+
+def test_early_stopping_restores_the_weights_of_the_best_epoch():
+    """Random labels: validation loss gets worse as the model memorises the training set, so
+    training stops early and the model must be the one of the best epoch, not the last."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(2, VOCAB, size=(96, 20)).astype(np.int32)
+    y = rng.integers(0, 2, size=96)
+    params = make_params(sequence_length=20, epochs=30, patience=2, learning_rate=0.05, dropout=0.0)
+    model, rows, kept = train(params, x[:64], y[:64], x[64:], y[64:], VOCAB)
+    assert len(rows) < 30 and len(rows) == kept + 2
+    val_loss = model.evaluate(x[64:], y[64:].astype("float32")[:, None], verbose=0)[0]
+    assert val_loss == pytest.approx(min(row["val_loss"] for row in rows), rel=1e-4)
+    assert val_loss < rows[-1]["val_loss"] - 1e-3
+
+
+def test_bigram_ids_pair_each_token_with_the_next_and_skip_padding():
+    layer = HashedBigramEmbedding(buckets=1000, output_dim=4)
+    tokens = np.array([[5, 7, 5, 7, 0], [7, 5, 9, 0, 0]], dtype=np.int32)
+    ids, is_pair = (np.asarray(a) for a in layer.pair_ids(tokens))
+    np.testing.assert_array_equal(is_pair, [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]])
+    assert ids[0, 0] == ids[0, 2] and ids[0, 1] == ids[1, 0]  # (5, 7) twice; (7, 5) twice
+    assert ids[0, 0] != ids[0, 1]  # order matters
+    assert ids.min() >= 0 and ids.max() < 1000
+    vectors = np.asarray(layer(tokens))
+    assert vectors.shape == (2, 5, 4)
+    assert np.all(vectors[~is_pair.astype(bool)] == 0.0)
+    np.testing.assert_array_equal(vectors[0, 0], vectors[0, 2])
+
+
+def test_bigrams_make_word_order_matter_and_padding_still_does_not():
+    keras.utils.set_random_seed(1)
+    model = build_model(make_params(bigram_buckets=500), VOCAB)
+    logits = model(_permuted_first_review(), training=False).numpy()
+    assert abs(logits[0, 0] - logits[1, 0]) > 1e-5
+    x40, x80 = _padded(_reviews(), 40), _padded(_reviews(), 80)
+    np.testing.assert_allclose(model(x40, training=False).numpy(), model(x80, training=False).numpy(), atol=1e-5)
+
+
+def _ragged_data(n=100, width=64, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, width + 1, size=n)
+    x = np.zeros((n, width), dtype=np.int32)
+    for row, length in enumerate(lengths):
+        x[row, :length] = rng.integers(2, VOCAB, size=length)
+    return x, rng.integers(0, 2, size=n), lengths
+
+
+def test_trimmed_batches_hold_every_review_once_cut_to_their_longest():
+    from imdb_sentiment.training import batches
+
+    x, y, lengths = _ragged_data()
+    epochs, dataset = [], batches(x, y, 8, seed=1, trim=True)
+    for _ in range(2):  # as fit iterates it: once an epoch
+        seen = []
+        for tokens, labels in dataset:
+            tokens, labels = tokens.numpy(), labels.numpy()
+            assert tokens.shape[0] <= 8 and labels.shape == (tokens.shape[0], 1)
+            assert tokens.shape[1] == np.count_nonzero(tokens, axis=1).max()  # cut to the longest
+            seen += [(tuple(row[row != 0]), float(label)) for row, label in zip(tokens, labels[:, 0])]
+        epochs.append(seen)
+    expected = sorted((tuple(row[row != 0]), float(label)) for row, label in zip(x, y))
+    assert sorted(epochs[0]) == sorted(epochs[1]) == expected
+    assert epochs[0] != epochs[1]  # reshuffled every epoch
+    again = [tuple(t.numpy()[0]) for t, _ in batches(x, y, 8, seed=1, trim=True).take(3)]
+    assert again == [tuple(t.numpy()[0]) for t, _ in batches(x, y, 8, seed=1, trim=True).take(3)]
+
+
+@pytest.mark.parametrize("use_mask", [True, False])
+def test_predict_logits_equals_predicting_the_padded_rows(use_mask):
+    from imdb_sentiment.model import predict_logits
+
+    keras.utils.set_random_seed(1)
+    model = build_model(make_params(use_mask=use_mask, sequence_length=64), VOCAB)
+    x, _, _ = _ragged_data(n=70)
+    np.testing.assert_allclose(predict_logits(model, x, batch_size=16),
+                               model.predict(x, batch_size=16, verbose=0).ravel(), atol=1e-5, rtol=0)

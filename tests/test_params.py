@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from imdb_sentiment.errors import PipelineError
-from imdb_sentiment.params import DataParams, Params, load_params, parse_params
+from imdb_sentiment.params import ORIGINAL_CONFIGURATION, DataParams, Params, load_params, parse_params
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 _RAW = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
@@ -49,9 +50,15 @@ def test_repo_params_yaml_is_valid():
     assert params.data == DataParams(
         url="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", sha256=GOOD_SHA
     )
-    assert (params.embed_dim, params.num_heads, params.use_mask) == (512, 8, True)
-    assert (params.max_features, params.sequence_length, params.validation_split) == (10000, 250, 0.2)
+    assert params.use_mask and (params.distribute, params.precision) == ("none", "float32")
     assert isinstance(params.dropout, float) and isinstance(params.learning_rate, float)
+
+
+def test_the_original_configuration_is_valid_and_differs_from_the_defaults():
+    original = parse_params(raw(**ORIGINAL_CONFIGURATION))
+    assert (original.embed_dim, original.num_heads, original.sequence_length) == (512, 8, 250)
+    assert set(ORIGINAL_CONFIGURATION) < set(_RAW)
+    assert any(_RAW[key] != value for key, value in ORIGINAL_CONFIGURATION.items())
 
 
 def test_every_hyperparameter_is_a_top_level_key():
@@ -131,8 +138,8 @@ def test_wrong_type_names_key_and_value(key, value, expected):
 
 def test_yaml_spellings_of_types():
     """What a user actually writes in the file: a quoted number is a string, not an integer."""
-    text = REPO_PARAMS.read_text(encoding="utf-8").replace("num_heads: 8", 'num_heads: "8"')
-    assert "num_heads must be an integer, got '8'" in error(yaml.safe_load(text))
+    text = re.sub(r"num_heads: \d+", 'num_heads: "2"', REPO_PARAMS.read_text(encoding="utf-8"))
+    assert "num_heads must be an integer, got '2'" in error(yaml.safe_load(text))
     params = parse_params(yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8").replace(
         "use_mask: true", "use_mask: false")))
     assert params.use_mask is False
@@ -144,7 +151,8 @@ def test_yaml_spellings_of_types():
 @pytest.mark.parametrize(
     ("key", "value", "minimum"),
     [("batch_size", 0, 1), ("epochs", -1, 1), ("sequence_length", 0, 1), ("embedding_dim", 0, 1),
-     ("num_heads", 0, 1), ("embed_dim", -8, 1), ("max_features", 2, 3), ("seed", -1, 0)],
+     ("num_heads", 0, 1), ("embed_dim", -8, 1), ("max_features", 2, 3), ("seed", -1, 0),
+     ("ngrams", 0, 1), ("bigram_buckets", -1, 0), ("patience", -1, 0)],
 )
 def test_sizes_below_their_minimum(key, value, minimum):
     assert error(raw(**{key: value})) == f"params.yaml: {key} must be >= {minimum}, got {value}"
@@ -181,6 +189,21 @@ def test_boundaries_that_are_allowed():
                               max_features=3, validation_split=0.999, sequence_length=1))
     assert (params.dropout, params.learning_rate, params.seed, params.max_features) == (0.0, 1.0, 0, 3)
     assert isinstance(params.learning_rate, float)
+
+
+def test_ngrams_above_three_is_refused():
+    assert error(raw(ngrams=4)) == "params.yaml: ngrams must be 1 (words), 2 (words and word pairs) or 3, got 4"
+
+
+@pytest.mark.parametrize("value", ["absolute", "", None, True, "Learned"])
+def test_position_embedding_must_be_one_of_the_kinds(value):
+    assert error(raw(position_embedding=value)) == (
+        f"params.yaml: position_embedding must be one of none, learned, sinusoidal; got {value!r}")
+
+
+def test_choices_and_switches_that_are_allowed():
+    params = parse_params(raw(ngrams=2, bigram_buckets=0, patience=0, position_embedding="sinusoidal"))
+    assert (params.ngrams, params.bigram_buckets, params.patience, params.position_embedding) == (2, 0, 0, "sinusoidal")
 
 
 def test_embed_dim_not_divisible_by_num_heads_names_both():
@@ -252,7 +275,7 @@ def test_empty_file(tmp_path):
 
 def test_load_params_validates_what_it_reads(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(REPO_PARAMS.read_text(encoding="utf-8").replace("num_heads: 8", "num_heads: 7"),
+    path.write_text(re.sub(r"num_heads: \d+", "num_heads: 7", REPO_PARAMS.read_text(encoding="utf-8")),
                     encoding="utf-8")
-    with pytest.raises(PipelineError, match=r"embed_dim \(512\) must be divisible by num_heads \(7\)"):
+    with pytest.raises(PipelineError, match=r"embed_dim \(\d+\) must be divisible by num_heads \(7\)"):
         load_params(path)

@@ -113,3 +113,18 @@ def test_token_counts_count_words_before_truncation():
     adapt(vectorizer, texts)
     ids = vectorize(vectorizer, texts)
     assert (ids[3] != PAD).sum() == 10  # what the model sees is cut, the count is not
+
+
+def test_bigrams_follow_the_words_and_share_the_vocabulary():
+    vectorizer = make_vectorizer(max_features=50, sequence_length=8, ngrams=2)
+    adapt(vectorizer, TRAIN)
+    vocab = vocabulary(vectorizer)
+    assert "great acting" in vocab and "awful plot" in vocab
+    ids = vectorize(vectorizer, ["Great movie, great acting!"])[0]
+    tokens = [vocab[i] for i in ids]
+    assert tokens == ["great", "movie", "great", "acting", "great movie", "movie great", "great acting", ""]
+
+
+def test_token_counts_with_bigrams_count_words_and_pairs():
+    np.testing.assert_array_equal(token_counts(["a b c d", "one", "x y"], ngrams=2), [7, 1, 3])
+    np.testing.assert_array_equal(token_counts(["a b c d"], ngrams=3), [9])

@@ -4,6 +4,12 @@ Query, key and value projections, ``split_heads`` into ``(num_heads, embed_dim /
 scaled dot-product softmax, heads merged and projected. Unlike the original script it honours
 the padding mask (padded keys get no weight; the mask is passed on so pooling skips them too),
 its dropout acts on the attention weights in training, and it saves and loads with the model.
+
+With ``pool_queries`` the layer returns the (masked) average of its output over the positions,
+exactly what ``GlobalAveragePooling1D`` would make of it, in about a third of the work: averaging
+is linear, so it can be done on the attention weights before they meet the values and before
+the output projection; two (steps x steps x embed_dim) and (steps x embed_dim x embed_dim)
+products per review become vector products.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ class CustomMultiheadAttention(keras.layers.Layer):
         embed_dim: width of the projections and of the output; a multiple of ``num_heads``.
         num_heads: number of attention heads.
         dropout: rate at which attention weights are dropped, in training only.
+        pool_queries: return the average over (unmasked) positions, ``(batch, embed_dim)``.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, **kwargs):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0,
+                 pool_queries: bool = False, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads != 0:
             raise ValueError(
@@ -38,6 +46,7 @@ class CustomMultiheadAttention(keras.layers.Layer):
         self.num_heads = num_heads
         self.depth = embed_dim // num_heads
         self.dropout = dropout
+        self.pool_queries = pool_queries
         self.query_dense = keras.layers.Dense(embed_dim, name="query")
         self.key_dense = keras.layers.Dense(embed_dim, name="key")
         self.value_dense = keras.layers.Dense(embed_dim, name="value")
@@ -65,12 +74,14 @@ class CustomMultiheadAttention(keras.layers.Layer):
 
     def attention_weights(self, query, key, mask=None, training=None):
         """Softmax of the scaled scores, (batch, heads, steps, steps); masked keys get 0."""
-        scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2))) / math.sqrt(self.depth)
-        scores = ops.cast(scores, "float32")  # softmax in float32 also under mixed precision
-        if mask is not None:
-            keep = ops.cast(mask, "bool")
-            keep = keep[:, None, None, :] if len(keep.shape) == 2 else keep[:, None, :, :]
-            scores = ops.where(keep, scores, _LARGE_NEGATIVE)
+        # Scaling the (steps x depth) queries, not the (steps x steps) scores, and masking by
+        # adding a large negative number: each pass over the scores costs as much as the product.
+        query = query * ops.cast(1.0 / math.sqrt(self.depth), query.dtype)
+        scores = ops.cast(ops.matmul(query, ops.swapaxes(key, -1, -2)), "float32")  # softmax in
+        if mask is not None:  # float32, also under mixed precision
+            blocked = 1.0 - ops.cast(mask, "float32")
+            blocked = blocked[:, None, None, :] if len(mask.shape) == 2 else blocked[:, None, :, :]
+            scores = scores + blocked * _LARGE_NEGATIVE
         weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         return self.attention_dropout(weights, training=training)
 
@@ -80,17 +91,37 @@ class CustomMultiheadAttention(keras.layers.Layer):
         key = self.split_heads(self.key_dense(inputs))
         value = self.split_heads(self.value_dense(inputs))
         weights = self.attention_weights(query, key, mask, training)
-        output = self.output_dense(self.merge_heads(ops.matmul(weights, value)))
+        if self.pool_queries:
+            context = ops.matmul(self.average_over_queries(weights, mask), value)
+            output = self.output_dense(ops.reshape(context, (ops.shape(context)[0], self.embed_dim)))
+        else:
+            output = self.output_dense(self.merge_heads(ops.matmul(weights, value)))
         if return_attention_scores:
             return output, weights
         return output
 
+    def average_over_queries(self, weights, mask=None):
+        """(batch, heads, steps, steps) -> (batch, heads, 1, steps): the weights' mean over the
+        real query positions, as ``GlobalAveragePooling1D`` averages the output rows."""
+        if mask is None:
+            return ops.mean(weights, axis=2, keepdims=True)
+        if len(mask.shape) == 3:
+            raise ValueError("pool_queries needs a (batch, steps) mask of real positions, "
+                             "not a pairwise (batch, steps, steps) one")
+        real = ops.cast(mask, weights.dtype)
+        share = real / ops.sum(real, axis=1, keepdims=True)
+        return ops.matmul(share[:, None, None, :], weights)
+
     def compute_mask(self, inputs, mask=None):
+        if self.pool_queries:
+            return None  # the steps are gone
         if mask is not None and len(mask.shape) == 3:
             return None  # a pairwise mask says nothing about which positions are real
         return mask
 
     def compute_output_shape(self, input_shape):
+        if self.pool_queries:
+            return (input_shape[0], self.embed_dim)
         return (*input_shape[:-1], self.embed_dim)
 
     def get_config(self):
@@ -99,4 +130,5 @@ class CustomMultiheadAttention(keras.layers.Layer):
             "embed_dim": self.embed_dim,
             "num_heads": self.num_heads,
             "dropout": self.dropout,
+            "pool_queries": self.pool_queries,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from collections.abc import Callable
 
@@ -14,10 +15,17 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def peak_memory_mib() -> float:
+    """The most resident memory this process has used so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's ``main``; a PipelineError becomes ``name: error: ...`` and exit status 1."""
+    """Run a stage's ``main``; a PipelineError becomes ``name: error: ...`` and exit status 1.
+    A stage that succeeds ends its log with its peak memory (the benchmark reads that line)."""
     try:
         main()
+        print(f"{name}: peak memory {peak_memory_mib():.0f} MiB")
     except PipelineError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -1,5 +1,5 @@
 """Import this module before loading a saved model of the project: importing it registers the
-custom Keras objects (the attention layer, the text standardization), so that
+custom Keras objects (the attention layer, the bigram and position embeddings, the text standardization), so that
 ``keras.saving.load_model`` needs no ``custom_objects`` argument::
 
     import keras
@@ -12,6 +12,7 @@ DVC's record of what they import) stay free of TensorFlow and of the model code.
 """
 
 from imdb_sentiment.attention import CustomMultiheadAttention
+from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding
 from imdb_sentiment.text import custom_standardization
 
-__all__ = ["CustomMultiheadAttention", "custom_standardization"]
+__all__ = ["CustomMultiheadAttention", "HashedBigramEmbedding", "PositionEmbedding", "custom_standardization"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from imdb_sentiment.text import PAD
@@ -10,10 +11,17 @@ from imdb_sentiment.text import PAD
 def attention_maps(model, token_ids: np.ndarray) -> np.ndarray:
     """Attention weights (heads, steps, steps) of one review's real (unpadded) tokens."""
     tokens = np.asarray(token_ids)[None, : int(np.count_nonzero(token_ids != PAD))]
-    embedding, attention = model.get_layer("embedding"), model.get_layer("attention")
-    embedded = embedding(tokens)
-    _, weights = attention(embedded, mask=embedding.compute_mask(tokens), return_attention_scores=True)
+    attention = model.get_layer("attention")
+    attention_input = keras.Model(model.input, _layer_before_attention(model).output)
+    mask = model.get_layer("embedding").compute_mask(tokens)
+    _, weights = attention(attention_input(tokens), mask=mask, return_attention_scores=True)
     return np.asarray(weights)[0]
+
+
+def _layer_before_attention(model):
+    """The word vectors the attention reads: word embeddings, plus pairs, plus positions."""
+    names = [layer.name for layer in model.layers]
+    return model.get_layer([n for n in ("embedding", "words_and_pairs", "positions") if n in names][-1])
 
 
 def token_importance(weights: np.ndarray) -> np.ndarray:

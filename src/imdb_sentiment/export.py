@@ -11,8 +11,9 @@ import keras
 from imdb_sentiment.text import make_vectorizer
 
 
-def build_export_model(model: keras.Model, vocabulary: list[str], sequence_length: int) -> keras.Model:
-    vectorizer = make_vectorizer(len(vocabulary), sequence_length, vocabulary=vocabulary)
+def build_export_model(model: keras.Model, vocabulary: list[str], sequence_length: int,
+                       ngrams: int = 1) -> keras.Model:
+    vectorizer = make_vectorizer(len(vocabulary), sequence_length, vocabulary=vocabulary, ngrams=ngrams)
     review = keras.Input(shape=(1,), dtype="string", name="review")
     logits = model(vectorizer(review))
     probability = keras.layers.Activation("sigmoid", name="probability")(logits)

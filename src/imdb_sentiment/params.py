@@ -17,6 +17,21 @@ import yaml
 from imdb_sentiment.errors import PipelineError
 
 DEFAULT_PATH = Path("params.yaml")
+POSITION_EMBEDDINGS = ("none", "learned", "sinusoidal")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+MAX_NGRAMS = 3
+
+
+# The original script's hyperparameters (with the padding mask it meant to use; ``use_mask:
+# false`` restores its bug too): the reference row of the README's results and the benchmark.
+ORIGINAL_CONFIGURATION = {
+    "max_features": 10000, "sequence_length": 250, "ngrams": 1, "bigram_buckets": 0, "embedding_dim": 16,
+    "position_embedding": "none", "embed_dim": 512, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2,
+    "use_mask": True, "batch_size": 32, "epochs": 10, "patience": 0, "learning_rate": 0.001,
+    "lr_schedule": "constant",
+}
 
 
 @dataclass(frozen=True)
@@ -30,7 +45,10 @@ class Params:
     data: DataParams
     max_features: int
     sequence_length: int
+    ngrams: int
+    bigram_buckets: int
     embedding_dim: int
+    position_embedding: str
     embed_dim: int
     num_heads: int
     dropout: float
@@ -38,7 +56,11 @@ class Params:
     use_mask: bool
     batch_size: int
     epochs: int
+    patience: int
     learning_rate: float
+    lr_schedule: str
+    distribute: str
+    precision: str
     validation_split: float
     seed: int
 
@@ -79,6 +101,13 @@ def _float(raw: dict, key: str, low: float, high: float, *, low_open: bool, high
     return float(value)
 
 
+def _choice(raw: dict, key: str, choices: tuple[str, ...]) -> str:
+    value = raw[key]
+    if value not in choices:
+        raise _fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
 def _bool(raw: dict, key: str) -> bool:
     value = raw[key]
     if not isinstance(value, bool):
@@ -111,7 +140,10 @@ def parse_params(raw: Any) -> Params:
         data=_data(raw["data"]),
         max_features=_int(raw, "max_features", minimum=3),
         sequence_length=_int(raw, "sequence_length"),
+        ngrams=_int(raw, "ngrams"),
+        bigram_buckets=_int(raw, "bigram_buckets", minimum=0),
         embedding_dim=_int(raw, "embedding_dim"),
+        position_embedding=_choice(raw, "position_embedding", POSITION_EMBEDDINGS),
         embed_dim=_int(raw, "embed_dim"),
         num_heads=_int(raw, "num_heads"),
         dropout=_float(raw, "dropout", 0.0, 1.0, low_open=False, high_open=True),
@@ -119,10 +151,16 @@ def parse_params(raw: Any) -> Params:
         use_mask=_bool(raw, "use_mask"),
         batch_size=_int(raw, "batch_size"),
         epochs=_int(raw, "epochs"),
+        patience=_int(raw, "patience", minimum=0),
+        lr_schedule=_choice(raw, "lr_schedule", LR_SCHEDULES),
+        distribute=_choice(raw, "distribute", DISTRIBUTE),
+        precision=_choice(raw, "precision", PRECISIONS),
         learning_rate=_float(raw, "learning_rate", 0.0, 1.0, low_open=True, high_open=False),
         validation_split=_float(raw, "validation_split", 0.0, 1.0, low_open=True, high_open=True),
         seed=_int(raw, "seed", minimum=0),
     )
+    if params.ngrams > MAX_NGRAMS:
+        raise _fail("ngrams", f"must be 1 (words), 2 (words and word pairs) or 3, got {params.ngrams}")
     if params.embed_dim % params.num_heads:
         raise _fail(
             "embed_dim",

@@ -34,12 +34,16 @@ def split_train_validation(n: int, validation_split: float, seed: int) -> tuple[
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def make_vectorizer(max_features: int, sequence_length: int, vocabulary: list[str] | None = None):
+def make_vectorizer(max_features: int, sequence_length: int, vocabulary: list[str] | None = None,
+                    ngrams: int = 1):
+    """With ``ngrams`` 2 a review of n words gives its n words, then its n - 1 word pairs, all
+    drawn from one vocabulary of the ``max_features`` most frequent of either kind."""
     return keras.layers.TextVectorization(
         max_tokens=max_features,
         standardize=custom_standardization,
         output_mode="int",
         output_sequence_length=sequence_length,
+        ngrams=None if ngrams == 1 else ngrams,
         vocabulary=vocabulary,
         name="vectorizer",
     )
@@ -60,10 +64,12 @@ def vectorize(vectorizer, texts: list[str], batch_size: int = 2048) -> np.ndarra
     return np.concatenate(batches)
 
 
-def token_counts(texts: list[str], batch_size: int = 2048) -> np.ndarray:
-    """Number of whitespace tokens of each review after standardization, before truncation."""
+def token_counts(texts: list[str], batch_size: int = 2048, ngrams: int = 1) -> np.ndarray:
+    """Number of tokens of each review after standardization, before truncation: its words,
+    plus its runs of 2..``ngrams`` words."""
     counts = []
     for i in range(0, len(texts), batch_size):
         tokens = tf.strings.split(custom_standardization(tf.constant(texts[i:i + batch_size])))
-        counts.append(tokens.row_lengths().numpy())
+        words = tokens.row_lengths().numpy()
+        counts.append(sum(np.maximum(words - n + 1, 0) for n in range(1, ngrams + 1)))
     return np.concatenate(counts)

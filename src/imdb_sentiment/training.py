@@ -1,17 +1,21 @@
-"""Training: seeding for reproducible runs, the input pipeline, the fit itself."""
+"""Training: seeding for reproducible runs, the input pipeline, the fit itself (on the devices
+and in the precision of :mod:`imdb_sentiment.distribute`)."""
 
 from __future__ import annotations
 
 import os
 import random
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from imdb_sentiment import history
-from imdb_sentiment.model import build_model, compile_model
+from imdb_sentiment.distribute import check_batch_size, strategy_for, use_precision
+from imdb_sentiment.model import LENGTH_STEP, build_model, compile_model
 from imdb_sentiment.params import Params
+from imdb_sentiment.text import PAD
 
 
 def set_seed(seed: int) -> None:
@@ -23,24 +27,151 @@ def set_seed(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
-    """Batches of (token ids, labels as float32 column); reshuffled every epoch when seeded."""
-    dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.float32)[:, None]))
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None,
+            trim: bool = False) -> tf.data.Dataset:
+    """Batches of (token ids, labels as float32 column); reshuffled every epoch when seeded.
+
+    With ``trim`` (for a model that masks padding, whose outputs padding cannot change) each
+    batch holds reviews of similar length and is cut to its longest one: attention costs grow
+    with the square of the length, and most reviews are far shorter than ``sequence_length``.
+    """
+    labels = y.astype(np.float32)[:, None]
+    if trim:  # each review as its real tokens only: a slice of all reviews' tokens end to end
+        lengths = np.count_nonzero(x != PAD, axis=1)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        dataset = tf.data.Dataset.from_tensor_slices((starts, lengths, labels))
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((x, labels))
     if seed is not None:
         dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if trim:
+        tokens = tf.constant(x[x != PAD])  # row by row: padding only ever trails
+        dataset = dataset.map(lambda start, length, label: (tokens[start:start + length], label))
+        boundaries = list(range(LENGTH_STEP, x.shape[1], LENGTH_STEP))
+        dataset = dataset.bucket_by_sequence_length(
+            lambda tokens, _: tf.shape(tokens)[0], boundaries, [batch_size] * (len(boundaries) + 1))
+    else:
+        dataset = dataset.batch(batch_size)
+    options = tf.data.Options()
+    # In-memory arrays have no files to shard: each worker of a cluster takes its part of each batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int):
-    """Build, compile and fit the classifier; return it with its per-epoch history rows."""
-    set_seed(params.seed)
-    model = build_model(params, vocabulary_size)
-    compile_model(model, params.learning_rate)
+def early_stopping(patience: int) -> list[keras.callbacks.Callback]:
+    """Stop once validation loss has not improved for ``patience`` epochs and keep the weights
+    of its best epoch, so more epochs never make the saved model worse; 0: train every epoch
+    and keep the last weights, as the original script did."""
+    if patience == 0:
+        return []
+    return [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+
+
+def kept_epoch(rows: list[dict], patience: int) -> int:
+    """The 1-based epoch whose weights the model ends with."""
+    if patience == 0:
+        return len(rows)
+    losses = [row["val_loss"] for row in rows]
+    return losses.index(min(losses)) + 1
+
+
+def fit_keras(model, params: Params, train_data, val_data) -> list[dict]:
     fit = model.fit(
-        batches(x_train, y_train, params.batch_size, seed=params.seed),
-        validation_data=batches(x_val, y_val, params.batch_size),
+        train_data,
+        validation_data=val_data,
         epochs=params.epochs,
         shuffle=False,  # the dataset shuffles itself, seeded
+        callbacks=early_stopping(params.patience),
         verbose=2,
     )
-    return model, history.from_keras(fit.history)
+    return history.from_keras(fit.history)
+
+
+def fit_multi_worker(model, strategy, params: Params, train_data, val_data) -> list[dict]:
+    """The epochs of :func:`fit_keras` as a loop of ``strategy.run`` steps.
+
+    Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
+    so this loop does what it would: the optimizer all-reduces (sums) the replicas' gradients of
+    a loss averaged over the global batch; validation sums are reduced across workers; early
+    stopping keeps the best epoch's weights.
+    """
+    loss_of = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+
+    def sums(x, y, training):
+        logits = model(x, training=training)
+        losses = loss_of(y, logits)
+        correct = tf.cast(tf.equal(tf.cast(logits >= 0, tf.float32), y), tf.float32)
+        return losses, tf.stack([tf.reduce_sum(losses), tf.reduce_sum(correct), tf.cast(tf.size(y), tf.float32)])
+
+    def train_replica(x, y):
+        with tf.GradientTape() as tape:
+            losses, totals = sums(x, y, training=True)
+            loss = tf.nn.compute_average_loss(losses)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return totals
+
+    @tf.function
+    def train_step(x, y):
+        return strategy.reduce("SUM", strategy.run(train_replica, args=(x, y)), axis=None)
+
+    @tf.function
+    def val_step(x, y):
+        return strategy.reduce("SUM", strategy.run(lambda a, b: sums(a, b, training=False)[1], args=(x, y)), axis=None)
+
+    def run_epoch(step, data):
+        totals = sum(step(x, y) for x, y in strategy.experimental_distribute_dataset(data))
+        loss, correct, count = (float(v) for v in totals)
+        return loss / count, correct / count
+
+    rows, best, best_weights, waited = [], float("inf"), None, 0
+    for epoch in range(1, params.epochs + 1):
+        start = time.perf_counter()
+        loss, accuracy = run_epoch(train_step, train_data)
+        val_loss, val_accuracy = run_epoch(val_step, val_data)
+        rows.append({"epoch": epoch, "loss": loss, "accuracy": accuracy, "val_loss": val_loss,
+                     "val_accuracy": val_accuracy})
+        print(f"Epoch {epoch}/{params.epochs} - {time.perf_counter() - start:.0f}s - accuracy: {accuracy:.4f} - "
+              f"loss: {loss:.4f} - val_accuracy: {val_accuracy:.4f} - val_loss: {val_loss:.4f}", flush=True)
+        if params.patience == 0:
+            continue
+        if val_loss < best:
+            best, best_weights, waited = val_loss, model.get_weights(), 0
+        else:
+            waited += 1
+            if waited >= params.patience:
+                break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return rows
+
+
+def decay_steps(params: Params, reviews: int) -> int:
+    """Steps over which the cosine schedule takes the learning rate to 0: all the epochs' (the
+    trimmed batches of a few partly filled length groups add about one step a group)."""
+    if params.lr_schedule == "constant":
+        return 0
+    return params.epochs * -(-reviews // params.batch_size)
+
+
+def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
+          strategy: tf.distribute.Strategy | None = None):
+    """Build, compile and fit the classifier; return it, its per-epoch history rows and the
+    epoch whose weights it kept. ``strategy``: made from ``params.distribute`` if not given."""
+    strategy = strategy or strategy_for(params.distribute)  # a cluster forms before other TF work
+    check_batch_size(params.batch_size, strategy)
+    set_seed(params.seed)
+    use_precision(params.precision)
+    try:
+        with strategy.scope():
+            model = build_model(params, vocabulary_size)
+            compile_model(model, params.learning_rate, decay_steps(params, len(x_train)))
+    finally:
+        use_precision("float32")  # the layers keep theirs; what is built later is float32
+    train_data = batches(x_train, y_train, params.batch_size, seed=params.seed, trim=params.use_mask)
+    val_data = batches(x_val, y_val, params.batch_size, trim=params.use_mask)
+    if params.distribute == "multi_worker":
+        rows = fit_multi_worker(model, strategy, params, train_data, val_data)
+    else:
+        rows = fit_keras(model, params, train_data, val_data)
+    return model, rows, kept_epoch(rows, params.patience)

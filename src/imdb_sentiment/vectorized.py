@@ -38,7 +38,7 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
     except ValueError as exc:
         raise PipelineError(f"validation_split: {exc}") from exc
     train_texts = [texts[i] for i in train_idx]
-    vectorizer = make_vectorizer(params.max_features, params.sequence_length)
+    vectorizer = make_vectorizer(params.max_features, params.sequence_length, ngrams=params.ngrams)
     adapt(vectorizer, train_texts)  # the training part only: validation and test stay unseen
     vocab = vocabulary(vectorizer)
 
@@ -54,7 +54,7 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
             x = vectorize(vectorizer, split_texts)
             real_tokens += int((x != PAD).sum())
             oov_tokens += int((x == OOV).sum())
-            truncated += int((token_counts(split_texts) > params.sequence_length).sum())
+            truncated += int((token_counts(split_texts, ngrams=params.ngrams) > params.sequence_length).sum())
             total += len(split_texts)
             x, y, kept_ids = _drop_empty(name, x, split_labels, split_ids)
             np.savez(tmp / f"{name}.npz", x=x, y=y, ids=kept_ids)
