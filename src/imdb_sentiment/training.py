@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -76,6 +77,9 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
 
 
 def fit_keras(model, params: Params, train_data, val_data) -> list[dict]:
+    # Trimmed batches come from length groups, so their number is unknown until an epoch ends;
+    # Keras then says "Your input ran out of data" once. It did not: that is the epoch's end.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
     fit = model.fit(
         train_data,
         validation_data=val_data,
