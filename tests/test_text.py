@@ -20,6 +20,7 @@ from imdb_sentiment.text import (  # noqa: E402
     split_train_validation,
     token_counts,
     vectorize,
+    vectorize_counting,
     vocabulary,
 )
 
@@ -128,3 +129,18 @@ def test_bigrams_follow_the_words_and_share_the_vocabulary():
 def test_token_counts_with_bigrams_count_words_and_pairs():
     np.testing.assert_array_equal(token_counts(["a b c d", "one", "x y"], ngrams=2), [7, 1, 3])
     np.testing.assert_array_equal(token_counts(["a b c d"], ngrams=3), [9])
+
+
+@pytest.mark.parametrize("ngrams", [1, 2])
+def test_one_pass_gives_the_ids_and_counts_of_two(ngrams):
+    texts = ["Hello, world!", "a<br />b c d e f g h i j k l", "...!!!", "great movie great acting " * 5]
+    fixed = make_vectorizer(max_features=30, sequence_length=6, ngrams=ngrams)
+    ragged = make_vectorizer(max_features=30, sequence_length=None, ngrams=ngrams)
+    adapt(fixed, TRAIN + texts)
+    adapt(ragged, TRAIN + texts)
+    assert vocabulary(ragged) == vocabulary(fixed)
+    ids, counts = vectorize_counting(ragged, texts, sequence_length=6, batch_size=3)
+    assert ids.dtype == np.int32 and ids.shape == (4, 6)
+    np.testing.assert_array_equal(ids, vectorize(fixed, texts))
+    np.testing.assert_array_equal(counts, token_counts(texts, ngrams=ngrams))
+    assert counts.max() > 6  # truncation happened, the count saw past it

@@ -15,7 +15,7 @@ from imdb_sentiment.data import read_split
 from imdb_sentiment.errors import PipelineError
 from imdb_sentiment.outputs import atomic_path
 from imdb_sentiment.params import Params
-from imdb_sentiment.text import OOV, PAD, adapt, make_vectorizer, split_train_validation, token_counts, vectorize, vocabulary
+from imdb_sentiment.text import OOV, PAD, adapt, make_vectorizer, split_train_validation, vectorize_counting, vocabulary
 
 SPLITS = ("train", "validation", "test")
 VOCABULARY = "vocabulary.txt"
@@ -38,7 +38,8 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
     except ValueError as exc:
         raise PipelineError(f"validation_split: {exc}") from exc
     train_texts = [texts[i] for i in train_idx]
-    vectorizer = make_vectorizer(params.max_features, params.sequence_length, ngrams=params.ngrams)
+    # Ragged: every review's full token count (for the truncation statistic) comes with its ids.
+    vectorizer = make_vectorizer(params.max_features, None, ngrams=params.ngrams)
     adapt(vectorizer, train_texts)  # the training part only: validation and test stay unseen
     vocab = vocabulary(vectorizer)
 
@@ -51,10 +52,10 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
     real_tokens = oov_tokens = truncated = total = 0
     with atomic_path(out_dir, directory=True) as tmp:
         for name, (split_texts, split_labels, split_ids) in splits.items():
-            x = vectorize(vectorizer, split_texts)
+            x, counts = vectorize_counting(vectorizer, split_texts, params.sequence_length)
             real_tokens += int((x != PAD).sum())
             oov_tokens += int((x == OOV).sum())
-            truncated += int((token_counts(split_texts, ngrams=params.ngrams) > params.sequence_length).sum())
+            truncated += int((counts > params.sequence_length).sum())
             total += len(split_texts)
             x, y, kept_ids = _drop_empty(name, x, split_labels, split_ids)
             np.savez(tmp / f"{name}.npz", x=x, y=y, ids=kept_ids)
