@@ -81,7 +81,7 @@ def vectorize_counting(vectorizer, texts: list[str], sequence_length: int,
         ids = rows.to_tensor(shape=(rows.nrows(), sequence_length)).numpy().astype(np.int32)
         return ids, rows.row_lengths().numpy()
 
-    with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         batches = list(pool.map(one_batch, range(0, len(texts), batch_size)))
     return np.concatenate([ids for ids, _ in batches]), np.concatenate([counts for _, counts in batches])
 
