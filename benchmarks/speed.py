@@ -131,7 +131,7 @@ def project_throughput(params, x: np.ndarray, y: np.ndarray, warmup: int, steps:
         model = build_model(params, params.max_features)
     finally:
         use_precision("float32")
-    compile_model(model, params.learning_rate)
+    compile_model(model, params.learning_rate, weight_decay=params.weight_decay)
     data = batches(x, y, params.batch_size, seed=params.seed, trim=params.use_mask)
     return reviews_per_second(lambda n: model.fit(data.take(n), epochs=1, verbose=0),
                               warmup, steps, params.batch_size)

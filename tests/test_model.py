@@ -266,12 +266,29 @@ def test_early_stopping_restores_the_weights_of_the_best_epoch():
     rng = np.random.default_rng(5)
     x = rng.integers(2, VOCAB, size=(96, 20)).astype(np.int32)
     y = rng.integers(0, 2, size=96)
-    params = make_params(sequence_length=20, epochs=30, patience=2, learning_rate=0.05, dropout=0.0)
+    params = make_params(sequence_length=20, epochs=30, patience=2, learning_rate=0.05, dropout=0.0,
+                         lr_schedule="constant", weight_decay=0.0)
     model, rows, kept = train(params, x[:64], y[:64], x[64:], y[64:], VOCAB)
     assert len(rows) < 30 and len(rows) == kept + 2
     val_loss = model.evaluate(x[64:], y[64:].astype("float32")[:, None], verbose=0)[0]
     assert val_loss == pytest.approx(min(row["val_loss"] for row in rows), rel=1e-4)
     assert val_loss < rows[-1]["val_loss"] - 1e-3
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 10.0])
+def test_weight_decay_shrinks_the_vectors_of_words_a_step_does_not_see(weight_decay):
+    """AdamW: a word absent from the batch gets no gradient, so Adam leaves its vector alone and
+    only the decay moves it, by learning rate x weight_decay of itself."""
+    model = build_model(make_params(), VOCAB)
+    compile_model(model, learning_rate=0.01, weight_decay=weight_decay)
+    table = model.get_layer("embedding").embeddings
+    before = np.asarray(table).copy()
+    x = np.array([[2, 3, 4, 0], [5, 6, 0, 0]], dtype=np.int32)
+    model.train_on_batch(x, np.array([[1.0], [0.0]], dtype=np.float32))
+    after = np.asarray(table)
+    shrink = 1 - 0.01 * weight_decay
+    np.testing.assert_allclose(after[VOCAB - 1], before[VOCAB - 1] * shrink, rtol=1e-5)
+    assert not np.allclose(after[2], before[2] * shrink, rtol=1e-3)  # a word in the batch: Adam moved it too
 
 
 def test_bigram_ids_pair_each_token_with_the_next_and_skip_padding():

@@ -169,6 +169,8 @@ def test_sizes_below_their_minimum(key, value, minimum):
         ("attention_dropout", 1.0, "[0.0, 1.0)"),
         ("learning_rate", 0.0, "(0.0, 1.0]"),
         ("learning_rate", 2, "(0.0, 1.0]"),
+        ("weight_decay", -0.1, "[0.0, 100.0]"),
+        ("weight_decay", float("nan"), "[0.0, 100.0]"),
     ],
 )
 def test_fractions_outside_their_interval(key, value, interval):

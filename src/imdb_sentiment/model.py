@@ -48,13 +48,19 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
     return keras.Model(tokens, logits, name="imdb_attention_classifier")
 
 
-def compile_model(model: keras.Model, learning_rate: float, decay_steps: int = 0) -> None:
+def compile_model(model: keras.Model, learning_rate: float, decay_steps: int = 0, weight_decay: float = 0.0) -> None:
     """Adam on the binary cross-entropy of the logits. With ``decay_steps`` the learning rate
-    follows a cosine from ``learning_rate`` down to 0 at that step (and stays there)."""
+    follows a cosine from ``learning_rate`` down to 0 at that step (and stays there). With
+    ``weight_decay`` AdamW: every step shrinks every weight by learning rate x weight_decay of
+    itself, so that a word pair seen in one training review does not keep the vector it learned."""
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    if weight_decay:
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=optimizer,
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
     )

@@ -30,7 +30,8 @@ ORIGINAL_CONFIGURATION = {
     "max_features": 10000, "sequence_length": 250, "ngrams": 1, "bigram_buckets": 0, "embedding_dim": 16,
     "position_embedding": "none", "embed_dim": 512, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2,
     "use_mask": True, "batch_size": 32, "epochs": 10, "patience": 0, "learning_rate": 0.001,
-    "lr_schedule": "constant",
+    "lr_schedule": "constant", "weight_decay": 0.0,
+    "validation_split": 0.2,
 }
 
 
@@ -59,6 +60,7 @@ class Params:
     patience: int
     learning_rate: float
     lr_schedule: str
+    weight_decay: float
     distribute: str
     precision: str
     validation_split: float
@@ -156,6 +158,7 @@ def parse_params(raw: Any) -> Params:
         distribute=_choice(raw, "distribute", DISTRIBUTE),
         precision=_choice(raw, "precision", PRECISIONS),
         learning_rate=_float(raw, "learning_rate", 0.0, 1.0, low_open=True, high_open=False),
+        weight_decay=_float(raw, "weight_decay", 0.0, 100.0, low_open=False, high_open=False),
         validation_split=_float(raw, "validation_split", 0.0, 1.0, low_open=True, high_open=True),
         seed=_int(raw, "seed", minimum=0),
     )

@@ -169,7 +169,7 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
     try:
         with strategy.scope():
             model = build_model(params, vocabulary_size)
-            compile_model(model, params.learning_rate, decay_steps(params, len(x_train)))
+            compile_model(model, params.learning_rate, decay_steps(params, len(x_train)), params.weight_decay)
     finally:
         use_precision("float32")  # the layers keep theirs; what is built later is float32
     train_data = batches(x_train, y_train, params.batch_size, seed=params.seed, trim=params.use_mask)
