@@ -1,4 +1,5 @@
-"""DVC stage `train`: fit the attention classifier on the vectorized training split; save it,
+"""DVC stage `train`: fit the attention classifier on the vectorized training split (with
+``refit``, then a fresh one on training and validation reviews for the epochs kept); save it,
 its raw-text export model and the per-epoch loss and accuracy."""
 
 import argparse
@@ -42,15 +43,18 @@ def main() -> None:
         save_model(export, tmp / EXPORT)
     write_text(args.history, to_csv(history))
     best = history[kept - 1]
+    trained_on = len(x_train) + len(x_val) if params.refit else len(x_train)
     write_json(args.summary, {
         "epochs_run": len(history),
         "epoch_kept": kept,
-        "val_loss": round(best["val_loss"], 6),
+        "val_loss": round(best["val_loss"], 6),  # of the first model, before any refit
         "val_accuracy": round(best["val_accuracy"], 6),
+        "trained_on_reviews": trained_on,  # by the saved model
         "fit_seconds": round(seconds, 1),  # the only figure that differs between identical runs
     })
+    refit = f"; refit on {trained_on:,} reviews for {kept} epochs" if params.refit else ""
     print(f"train: {len(history)} epochs, kept epoch {kept}: validation accuracy "
-          f"{best['val_accuracy']:.4f}, loss {best['val_loss']:.4f} in {seconds:.1f} s")
+          f"{best['val_accuracy']:.4f}, loss {best['val_loss']:.4f}{refit} in {seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -267,12 +267,33 @@ def test_early_stopping_restores_the_weights_of_the_best_epoch():
     x = rng.integers(2, VOCAB, size=(96, 20)).astype(np.int32)
     y = rng.integers(0, 2, size=96)
     params = make_params(sequence_length=20, epochs=30, patience=2, learning_rate=0.05, dropout=0.0,
-                         lr_schedule="constant", weight_decay=0.0)
+                         lr_schedule="constant", weight_decay=0.0, refit=False)
     model, rows, kept = train(params, x[:64], y[:64], x[64:], y[64:], VOCAB)
     assert len(rows) < 30 and len(rows) == kept + 2
     val_loss = model.evaluate(x[64:], y[64:].astype("float32")[:, None], verbose=0)[0]
     assert val_loss == pytest.approx(min(row["val_loss"] for row in rows), rel=1e-4)
     assert val_loss < rows[-1]["val_loss"] - 1e-3
+
+
+def test_refit_trains_a_fresh_model_on_training_and_validation_reviews_for_the_epochs_kept():
+    """Random labels, so only memorising helps: the refit model has seen the validation reviews
+    and fits them far better than the first model, which had not; it ran the kept number of
+    epochs over all 96 reviews, and the first fit is unchanged."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(2, VOCAB, size=(96, 20)).astype(np.int32)
+    y = rng.integers(0, 2, size=96)
+    common = dict(sequence_length=20, epochs=30, patience=2, learning_rate=0.05, dropout=0.0,
+                  lr_schedule="constant", weight_decay=0.0)
+    first, rows, kept = train(make_params(**common, refit=False), x[:64], y[:64], x[64:], y[64:], VOCAB)
+    refit, rows_again, kept_again = train(make_params(**common, refit=True), x[:64], y[:64], x[64:], y[64:], VOCAB)
+    assert (rows_again, kept_again) == (rows, kept)
+    one_epoch = make_params(**{**common, "epochs": 1, "patience": 0, "refit": False})
+    steps_all = int(train(one_epoch, x, y, x[64:], y[64:], VOCAB)[0].optimizer.iterations)
+    steps_train = int(train(one_epoch, x[:64], y[:64], x[64:], y[64:], VOCAB)[0].optimizer.iterations)
+    assert steps_all > steps_train and int(refit.optimizer.iterations) == kept * steps_all
+    val_loss = [m.evaluate(x[64:], y[64:].astype("float32")[:, None], verbose=0)[0] for m in (first, refit)]
+    print("kept", kept, "val loss first/refit", val_loss)
+    assert val_loss[1] < val_loss[0] - 0.1
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 10.0])

@@ -127,6 +127,7 @@ def test_not_a_mapping(document):
         ("seed", None, "seed must be an integer, got None"),
         ("use_mask", 1, "use_mask must be true or false, got 1"),
         ("use_mask", "yes", "use_mask must be true or false, got 'yes'"),
+        ("refit", "no", "refit must be true or false, got 'no'"),
         ("dropout", "0.2", "dropout must be a number, got '0.2'"),
         ("learning_rate", True, "learning_rate must be a number, got True"),
         ("data", "https://example.com/a.tar.gz", "data must be a mapping with keys url and sha256"),

@@ -30,7 +30,7 @@ ORIGINAL_CONFIGURATION = {
     "max_features": 10000, "sequence_length": 250, "ngrams": 1, "bigram_buckets": 0, "embedding_dim": 16,
     "position_embedding": "none", "embed_dim": 512, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2,
     "use_mask": True, "batch_size": 32, "epochs": 10, "patience": 0, "learning_rate": 0.001,
-    "lr_schedule": "constant", "weight_decay": 0.0,
+    "lr_schedule": "constant", "weight_decay": 0.0, "refit": False,
     "validation_split": 0.2,
 }
 
@@ -58,6 +58,7 @@ class Params:
     batch_size: int
     epochs: int
     patience: int
+    refit: bool
     learning_rate: float
     lr_schedule: str
     weight_decay: float
@@ -154,6 +155,7 @@ def parse_params(raw: Any) -> Params:
         batch_size=_int(raw, "batch_size"),
         epochs=_int(raw, "epochs"),
         patience=_int(raw, "patience", minimum=0),
+        refit=_bool(raw, "refit"),
         lr_schedule=_choice(raw, "lr_schedule", LR_SCHEDULES),
         distribute=_choice(raw, "distribute", DISTRIBUTE),
         precision=_choice(raw, "precision", PRECISIONS),

@@ -76,22 +76,23 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
     return losses.index(min(losses)) + 1
 
 
-def fit_keras(model, params: Params, train_data, val_data) -> list[dict]:
+def fit_keras(model, train_data, val_data, epochs: int, patience: int) -> list[dict]:
+    """``epochs`` of ``model.fit``; without ``val_data`` no validation, no early stopping, no rows."""
     # Trimmed batches come from length groups, so their number is unknown until an epoch ends;
     # Keras then says "Your input ran out of data" once. It did not: that is the epoch's end.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     fit = model.fit(
         train_data,
         validation_data=val_data,
-        epochs=params.epochs,
+        epochs=epochs,
         shuffle=False,  # the dataset shuffles itself, seeded
-        callbacks=early_stopping(params.patience),
+        callbacks=early_stopping(patience) if val_data is not None else [],
         verbose=2,
     )
-    return history.from_keras(fit.history)
+    return history.from_keras(fit.history) if val_data is not None else []
 
 
-def fit_multi_worker(model, strategy, params: Params, train_data, val_data) -> list[dict]:
+def fit_multi_worker(model, strategy, train_data, val_data, epochs: int, patience: int) -> list[dict]:
     """The epochs of :func:`fit_keras` as a loop of ``strategy.run`` steps.
 
     Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
@@ -129,21 +130,25 @@ def fit_multi_worker(model, strategy, params: Params, train_data, val_data) -> l
         return loss / count, correct / count
 
     rows, best, best_weights, waited = [], float("inf"), None, 0
-    for epoch in range(1, params.epochs + 1):
+    for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         loss, accuracy = run_epoch(train_step, train_data)
+        print(f"Epoch {epoch}/{epochs} - {time.perf_counter() - start:.0f}s - accuracy: {accuracy:.4f} - "
+              f"loss: {loss:.4f}", end="", flush=True)
+        if val_data is None:
+            print(flush=True)
+            continue
         val_loss, val_accuracy = run_epoch(val_step, val_data)
         rows.append({"epoch": epoch, "loss": loss, "accuracy": accuracy, "val_loss": val_loss,
                      "val_accuracy": val_accuracy})
-        print(f"Epoch {epoch}/{params.epochs} - {time.perf_counter() - start:.0f}s - accuracy: {accuracy:.4f} - "
-              f"loss: {loss:.4f} - val_accuracy: {val_accuracy:.4f} - val_loss: {val_loss:.4f}", flush=True)
-        if params.patience == 0:
+        print(f" - val_accuracy: {val_accuracy:.4f} - val_loss: {val_loss:.4f}", flush=True)
+        if patience == 0:
             continue
         if val_loss < best:
             best, best_weights, waited = val_loss, model.get_weights(), 0
         else:
             waited += 1
-            if waited >= params.patience:
+            if waited >= patience:
                 break
     if best_weights is not None:
         model.set_weights(best_weights)
@@ -158,24 +163,45 @@ def decay_steps(params: Params, reviews: int) -> int:
     return params.epochs * -(-reviews // params.batch_size)
 
 
-def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
-          strategy: tf.distribute.Strategy | None = None):
-    """Build, compile and fit the classifier; return it, its per-epoch history rows and the
-    epoch whose weights it kept. ``strategy``: made from ``params.distribute`` if not given."""
-    strategy = strategy or strategy_for(params.distribute)  # a cluster forms before other TF work
-    check_batch_size(params.batch_size, strategy)
+def compiled_model(params: Params, vocabulary_size: int, strategy, reviews: int) -> keras.Model:
+    """A fresh classifier, seeded, compiled for ``reviews`` training reviews (the schedule's length)."""
     set_seed(params.seed)
     use_precision(params.precision)
     try:
         with strategy.scope():
             model = build_model(params, vocabulary_size)
-            compile_model(model, params.learning_rate, decay_steps(params, len(x_train)), params.weight_decay)
+            compile_model(model, params.learning_rate, decay_steps(params, reviews), params.weight_decay)
     finally:
         use_precision("float32")  # the layers keep theirs; what is built later is float32
-    train_data = batches(x_train, y_train, params.batch_size, seed=params.seed, trim=params.use_mask)
-    val_data = batches(x_val, y_val, params.batch_size, trim=params.use_mask)
+    return model
+
+
+def fit(model, strategy, params: Params, x, y, validation, epochs: int, patience: int) -> list[dict]:
+    """Fit on (x, y) for ``epochs``; ``validation``: (x, y) to report on and stop early with, or None."""
+    train_data = batches(x, y, params.batch_size, seed=params.seed, trim=params.use_mask)
+    val_data = None if validation is None else batches(*validation, params.batch_size, trim=params.use_mask)
     if params.distribute == "multi_worker":
-        rows = fit_multi_worker(model, strategy, params, train_data, val_data)
-    else:
-        rows = fit_keras(model, params, train_data, val_data)
-    return model, rows, kept_epoch(rows, params.patience)
+        return fit_multi_worker(model, strategy, train_data, val_data, epochs, patience)
+    return fit_keras(model, train_data, val_data, epochs, patience)
+
+
+def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
+          strategy: tf.distribute.Strategy | None = None):
+    """Build, compile and fit the classifier; return it, its per-epoch history rows and the
+    epoch whose weights it kept. ``strategy``: made from ``params.distribute`` if not given.
+
+    With ``params.refit`` the model returned is a second one, trained the same way (same seed,
+    same schedule) on the training and validation reviews together for the number of epochs
+    the first one kept: more reviews to learn from, with the epoch chosen on reviews it had not
+    seen. The history rows and the kept epoch are the first model's.
+    """
+    strategy = strategy or strategy_for(params.distribute)  # a cluster forms before other TF work
+    check_batch_size(params.batch_size, strategy)
+    model = compiled_model(params, vocabulary_size, strategy, len(x_train))
+    rows = fit(model, strategy, params, x_train, y_train, (x_val, y_val), params.epochs, params.patience)
+    kept = kept_epoch(rows, params.patience)
+    if params.refit:
+        x_all, y_all = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+        model = compiled_model(params, vocabulary_size, strategy, len(x_all))
+        fit(model, strategy, params, x_all, y_all, None, kept, 0)
+    return model, rows, kept
