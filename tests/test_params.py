@@ -128,6 +128,7 @@ def test_not_a_mapping(document):
         ("use_mask", 1, "use_mask must be true or false, got 1"),
         ("use_mask", "yes", "use_mask must be true or false, got 'yes'"),
         ("refit", "no", "refit must be true or false, got 'no'"),
+        ("lazy_updates", 0, "lazy_updates must be true or false, got 0"),
         ("dropout", "0.2", "dropout must be a number, got '0.2'"),
         ("learning_rate", True, "learning_rate must be a number, got True"),
         ("data", "https://example.com/a.tar.gz", "data must be a mapping with keys url and sha256"),

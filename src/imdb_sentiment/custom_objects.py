@@ -1,5 +1,6 @@
 """Import this module before loading a saved model of the project: importing it registers the
-custom Keras objects (the attention layer, the bigram and position embeddings, the text standardization), so that
+custom Keras objects (the attention layer, the bigram and position embeddings, the text standardization,
+the optimizer), so that
 ``keras.saving.load_model`` needs no ``custom_objects`` argument::
 
     import keras
@@ -13,6 +14,9 @@ DVC's record of what they import) stay free of TensorFlow and of the model code.
 
 from imdb_sentiment.attention import CustomMultiheadAttention
 from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding
+from imdb_sentiment.optimizer import LazyAdamW
 from imdb_sentiment.text import custom_standardization
 
-__all__ = ["CustomMultiheadAttention", "HashedBigramEmbedding", "PositionEmbedding", "custom_standardization"]
+__all__ = [
+    "CustomMultiheadAttention", "HashedBigramEmbedding", "LazyAdamW", "PositionEmbedding", "custom_standardization",
+]

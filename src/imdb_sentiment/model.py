@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from imdb_sentiment.attention import CustomMultiheadAttention
+from imdb_sentiment.optimizer import LazyAdamW
 from imdb_sentiment.params import Params
 from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding
 from imdb_sentiment.text import PAD
@@ -48,14 +49,19 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
     return keras.Model(tokens, logits, name="imdb_attention_classifier")
 
 
-def compile_model(model: keras.Model, learning_rate: float, decay_steps: int = 0, weight_decay: float = 0.0) -> None:
+def compile_model(model: keras.Model, learning_rate: float, decay_steps: int = 0, weight_decay: float = 0.0,
+                  lazy_updates: bool = False) -> None:
     """Adam on the binary cross-entropy of the logits. With ``decay_steps`` the learning rate
     follows a cosine from ``learning_rate`` down to 0 at that step (and stays there). With
     ``weight_decay`` AdamW: every step shrinks every weight by learning rate x weight_decay of
-    itself, so that a word pair seen in one training review does not keep the vector it learned."""
+    itself, so that a word pair seen in one training review does not keep the vector it learned.
+    With ``lazy_updates`` :class:`LazyAdamW`: the same, but a step touches only the embedding
+    rows its batch looked up."""
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-    if weight_decay:
+    if lazy_updates:
+        optimizer = LazyAdamW(learning_rate, weight_decay=weight_decay)
+    elif weight_decay:
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
     else:
         optimizer = keras.optimizers.Adam(learning_rate)

@@ -30,7 +30,7 @@ ORIGINAL_CONFIGURATION = {
     "max_features": 10000, "sequence_length": 250, "ngrams": 1, "bigram_buckets": 0, "embedding_dim": 16,
     "position_embedding": "none", "embed_dim": 512, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2,
     "use_mask": True, "batch_size": 32, "epochs": 10, "patience": 0, "learning_rate": 0.001,
-    "lr_schedule": "constant", "weight_decay": 0.0, "refit": False,
+    "lr_schedule": "constant", "weight_decay": 0.0, "lazy_updates": False, "refit": False,
     "validation_split": 0.2,
 }
 
@@ -62,6 +62,7 @@ class Params:
     learning_rate: float
     lr_schedule: str
     weight_decay: float
+    lazy_updates: bool
     distribute: str
     precision: str
     validation_split: float
@@ -161,6 +162,7 @@ def parse_params(raw: Any) -> Params:
         precision=_choice(raw, "precision", PRECISIONS),
         learning_rate=_float(raw, "learning_rate", 0.0, 1.0, low_open=True, high_open=False),
         weight_decay=_float(raw, "weight_decay", 0.0, 100.0, low_open=False, high_open=False),
+        lazy_updates=_bool(raw, "lazy_updates"),
         validation_split=_float(raw, "validation_split", 0.0, 1.0, low_open=True, high_open=True),
         seed=_int(raw, "seed", minimum=0),
     )

@@ -170,7 +170,8 @@ def compiled_model(params: Params, vocabulary_size: int, strategy, reviews: int)
     try:
         with strategy.scope():
             model = build_model(params, vocabulary_size)
-            compile_model(model, params.learning_rate, decay_steps(params, reviews), params.weight_decay)
+            compile_model(model, params.learning_rate, decay_steps(params, reviews), params.weight_decay,
+                          params.lazy_updates)
     finally:
         use_precision("float32")  # the layers keep theirs; what is built later is float32
     return model
