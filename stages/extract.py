@@ -1,4 +1,5 @@
-"""DVC stage `extract`: the archive's labeled reviews to one JSON Lines file per split."""
+"""DVC stage `extract`: the archive's reviews to one JSON Lines file per split (train, test, and
+unsup for the unlabeled ones)."""
 
 import argparse
 import sys
@@ -13,7 +14,7 @@ from imdb_sentiment.outputs import write_json
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("archive", type=Path)
-    parser.add_argument("reviews", type=Path, help="folder for train.jsonl and test.jsonl")
+    parser.add_argument("reviews", type=Path, help="folder for train.jsonl, test.jsonl and unsup.jsonl")
     parser.add_argument("counts", type=Path, help="JSON file for the number of reviews per split")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -25,7 +26,8 @@ def main() -> None:
             print(f"extract: warning: {n} {problem}", file=sys.stderr)
     write_json(args.counts, report.counts)
     summary = "; ".join(
-        f"{split}: {c['total']:,} ({c['neg']:,} neg, {c['pos']:,} pos)" for split, c in report.counts.items()
+        f"{split}: {c['total']:,}" + (f" ({c['neg']:,} neg, {c['pos']:,} pos)" if "neg" in c else " unlabeled")
+        for split, c in report.counts.items()
     )
     print(f"extract: {summary} in {time.perf_counter() - start:.1f} s")
 

@@ -1,6 +1,7 @@
 """DVC stage `train`: fit the attention classifier on the vectorized training split (with
-``refit``, then a fresh one on training and validation reviews for the epochs kept); save it,
-its raw-text export model and the per-epoch loss and accuracy."""
+``pseudo_label_confidence``, then a fresh one on those and the unlabeled reviews the first is sure
+of, labelled by it; with ``refit``, then a fresh one on training and validation reviews for the
+epochs kept); save it, its raw-text export model and the per-epoch loss and accuracy."""
 
 import argparse
 import time
@@ -34,8 +35,10 @@ def main() -> None:
     start = time.perf_counter()
     x_train, y_train, _ = load_split(args.vectorized, "train")
     x_val, y_val, _ = load_split(args.vectorized, "validation")
+    x_unlabeled = load_split(args.vectorized, "unlabeled")[0] if params.pseudo_label_confidence else None
     vocabulary = load_vocabulary(args.vectorized)
-    model, history, kept = train(params, x_train, y_train, x_val, y_val, len(vocabulary), strategy)
+    model, history, kept, trained_on = train(params, x_train, y_train, x_val, y_val, len(vocabulary), strategy,
+                                             x_unlabeled)
     seconds = time.perf_counter() - start
     export = build_export_model(model, vocabulary, params.sequence_length, params.ngrams)
     with atomic_path(args.model, directory=True) as tmp:
@@ -43,16 +46,18 @@ def main() -> None:
         save_model(export, tmp / EXPORT)
     write_text(args.history, to_csv(history))
     best = history[kept - 1]
-    trained_on = len(x_train) + len(x_val) if params.refit else len(x_train)
+    pseudo_labelled = trained_on - len(x_train) - (len(x_val) if params.refit else 0)
     write_json(args.summary, {
         "epochs_run": len(history),
         "epoch_kept": kept,
-        "val_loss": round(best["val_loss"], 6),  # of the first model, before any refit
+        "val_loss": round(best["val_loss"], 6),  # of the last model validated, before any refit
         "val_accuracy": round(best["val_accuracy"], 6),
         "trained_on_reviews": trained_on,  # by the saved model
+        "pseudo_labelled_reviews": pseudo_labelled,  # of them
         "fit_seconds": round(seconds, 1),  # the only figure that differs between identical runs
     })
     refit = f"; refit on {trained_on:,} reviews for {kept} epochs" if params.refit else ""
+    refit += f" ({pseudo_labelled:,} pseudo-labelled)" if pseudo_labelled else ""
     print(f"train: {len(history)} epochs, kept epoch {kept}: validation accuracy "
           f"{best['val_accuracy']:.4f}, loss {best['val_loss']:.4f}{refit} in {seconds:.1f} s")
 

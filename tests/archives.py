@@ -154,7 +154,8 @@ def archive_members(reviews: Reviews | int | None = None, unsup: int = 3, *,
                         for i, text in enumerate(reviews[key])]
         if split == "train":
             members.append(dir_member(f"{root}/train/unsup/"))
-            members += [file_member(f"{root}/train/unsup/{i}_0.txt", f"Unlabeled review {i}.<br />No stars.")
+            members += [file_member(f"{root}/train/unsup/{i}_0.txt",
+                                    f"Unlabeled review {i}. {review_text('unsup', CLASSES[i % 2], i)}")
                         for i in range(unsup)]
         members.append(file_member(f"{root}/{split}/urls_pos.txt", "http://www.imdb.com/title/tt0000001/usercomments\n"))
         members.append(file_member(f"{root}/{split}/labeledBow.feat", "9 0:1 1:2\n"))

@@ -91,7 +91,7 @@ WORKER = """
     from imdb_sentiment.params import parse_params
     from imdb_sentiment.training import train
     x, y = np.load("x.npy"), np.load("y.npy")
-    model, rows, _ = train(parse_params(yaml.safe_load(open("params.yaml"))), x[:32], y[:32], x[32:], y[32:], 50)
+    model, rows, *_ = train(parse_params(yaml.safe_load(open("params.yaml"))), x[:32], y[:32], x[32:], y[32:], 50)
     np.savez(sys.argv[1], *model.get_weights())
     json.dump(rows, open(sys.argv[1] + ".json", "w"))
 """
@@ -123,7 +123,7 @@ def test_two_multi_worker_processes_on_loopback_end_with_identical_weights(tmp_p
 
 def test_mirrored_strategy_trains_on_the_local_devices():
     x, y = tiny_data()
-    model, rows, kept = train(parse_params(tiny_raw(distribute="mirrored")), x[:32], y[:32], x[32:], y[32:], 50)
+    model, rows, kept, _ = train(parse_params(tiny_raw(distribute="mirrored")), x[:32], y[:32], x[32:], y[32:], 50)
     assert kept == 1 and np.isfinite(rows[0]["loss"])
 
 
@@ -140,7 +140,7 @@ def test_global_batch_must_split_evenly_over_replicas():
 
 def test_mixed_bfloat16_computes_in_bfloat16_with_float32_weights_and_logits():
     x, y = tiny_data()
-    model, rows, _ = train(parse_params(tiny_raw(precision="mixed_bfloat16")), x[:32], y[:32], x[32:], y[32:], 50)
+    model, rows, *_ = train(parse_params(tiny_raw(precision="mixed_bfloat16")), x[:32], y[:32], x[32:], y[32:], 50)
     attention = model.get_layer("attention")
     assert attention.compute_dtype == "bfloat16" and attention.variable_dtype == "float32"
     assert model.get_layer("logit").compute_dtype == "float32"

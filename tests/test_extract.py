@@ -60,9 +60,10 @@ def test_labeled_splits_become_jsonl(tmp_path):
     out = tmp_path / "reviews"
     report = extract(archive, out)
     per = archives.DEFAULT_PER_CLASS
-    assert report.counts == {split: {"neg": per, "pos": per, "total": 2 * per} for split in ("train", "test")}
+    assert report.counts == {**{split: {"neg": per, "pos": per, "total": 2 * per} for split in ("train", "test")},
+                             "unsup": {"total": 3}}
     assert (report.skipped_empty, report.replaced_non_utf8, report.truncated) == (0, 0, 0)
-    assert sorted(p.name for p in out.iterdir()) == ["test.jsonl", "train.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["test.jsonl", "train.jsonl", "unsup.jsonl"]
     for split in ("train", "test"):
         got = rows(out / f"{split}.jsonl")
         assert got == expected_records(reviews, split)  # ids, labels and texts, byte for byte
@@ -92,15 +93,27 @@ def test_rows_are_sorted_by_id_whatever_the_member_order(tmp_path):
         assert [r["id"] for r in got][:4] == ["neg/0_1.txt", "neg/10_3.txt", "neg/11_4.txt", "neg/1_2.txt"]
 
 
-def test_unsup_reviews_are_never_read(tmp_path):
+def test_unsup_reviews_are_never_a_class_but_a_file_of_their_own(tmp_path):
     archive = make_archive(tmp_path / "a.tar.gz", reviews=2, unsup=7)
     out = tmp_path / "reviews"
     report = extract(archive, out)
     assert report.counts["train"] == {"neg": 2, "pos": 2, "total": 4}
+    assert report.counts["unsup"] == {"total": 7}
     train = rows(out / "train.jsonl")
     assert len(train) == 4
     assert {r["label"] for r in train} == {0, 1}
     assert not any("unsup" in r["id"] or "Unlabeled" in r["text"] for r in train)
+    unlabeled = rows(out / "unsup.jsonl")
+    assert len(unlabeled) == 7 and {r["label"] for r in unlabeled} == {-1}
+    assert all(r["id"].startswith("unsup/") and r["text"].startswith("Unlabeled review") for r in unlabeled)
+    texts, labels, ids = read_split(out / "unsup.jsonl")
+    assert len(texts) == 7 and set(labels.tolist()) == {-1}
+
+
+def test_an_archive_without_unsup_gives_an_empty_unlabeled_file(tmp_path):
+    report = extract(make_archive(tmp_path / "a.tar.gz", reviews=2, unsup=0), tmp_path / "reviews")
+    assert report.counts["unsup"] == {"total": 0}
+    assert (tmp_path / "reviews" / "unsup.jsonl").read_text() == ""
 
 
 def test_read_split_gives_texts_labels_ids(tmp_path):
@@ -262,7 +275,7 @@ def test_successful_extraction_replaces_the_whole_folder(tmp_path, work):
     (out / "stale.jsonl").write_text("{}\n")
     (out / "train.jsonl").write_text("old\n")
     report = extract(make_archive(tmp_path / "a.tar.gz", reviews=2), out)
-    assert sorted(p.name for p in out.iterdir()) == ["test.jsonl", "train.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["test.jsonl", "train.jsonl", "unsup.jsonl"]
     assert len(rows(out / "train.jsonl")) == report.counts["train"]["total"] == 4
     assert sorted(p.name for p in work.iterdir()) == ["reviews"]
 

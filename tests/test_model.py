@@ -184,7 +184,7 @@ def test_training_is_reproducible_across_processes(tmp_path):
         from imdb_sentiment.training import train
         raw = yaml.safe_load(open(sys.argv[1]))
         x, y = np.load("x.npy"), np.load("y.npy")
-        model, rows, _ = train(parse_params(raw), x[:48], y[:48], x[48:], y[48:], 50)
+        model, rows, *_ = train(parse_params(raw), x[:48], y[:48], x[48:], y[48:], 50)
         weights = [w.tolist() for w in model.get_weights()]
         json.dump({"history": rows, "weights": weights}, open(sys.argv[2], "w"))
     """
@@ -268,7 +268,7 @@ def test_early_stopping_restores_the_weights_of_the_best_epoch():
     y = rng.integers(0, 2, size=96)
     params = make_params(sequence_length=20, epochs=30, patience=2, learning_rate=0.05, dropout=0.0,
                          lr_schedule="constant", weight_decay=0.0, refit=False)
-    model, rows, kept = train(params, x[:64], y[:64], x[64:], y[64:], VOCAB)
+    model, rows, kept, _ = train(params, x[:64], y[:64], x[64:], y[64:], VOCAB)
     assert len(rows) < 30 and len(rows) == kept + 2
     val_loss = model.evaluate(x[64:], y[64:].astype("float32")[:, None], verbose=0)[0]
     assert val_loss == pytest.approx(min(row["val_loss"] for row in rows), rel=1e-4)
@@ -284,8 +284,8 @@ def test_refit_trains_a_fresh_model_on_training_and_validation_reviews_for_the_e
     y = rng.integers(0, 2, size=96)
     common = dict(sequence_length=20, epochs=30, patience=2, learning_rate=0.05, dropout=0.0,
                   lr_schedule="constant", weight_decay=0.0)
-    first, rows, kept = train(make_params(**common, refit=False), x[:64], y[:64], x[64:], y[64:], VOCAB)
-    refit, rows_again, kept_again = train(make_params(**common, refit=True), x[:64], y[:64], x[64:], y[64:], VOCAB)
+    first, rows, kept, _ = train(make_params(**common, refit=False), x[:64], y[:64], x[64:], y[64:], VOCAB)
+    refit, rows_again, kept_again, _ = train(make_params(**common, refit=True), x[:64], y[:64], x[64:], y[64:], VOCAB)
     assert (rows_again, kept_again) == (rows, kept)
     one_epoch = make_params(**{**common, "epochs": 1, "patience": 0, "refit": False})
     steps_all = int(train(one_epoch, x, y, x[64:], y[64:], VOCAB)[0].optimizer.iterations)
@@ -373,3 +373,50 @@ def test_predict_logits_equals_predicting_the_padded_rows(use_mask):
     x, _, _ = _ragged_data(n=70)
     np.testing.assert_allclose(predict_logits(model, x, batch_size=16),
                                model.predict(x, batch_size=16, verbose=0).ravel(), atol=1e-5, rtol=0)
+
+
+def separable_reviews(n: int, seed: int):
+    """Reviews of words 2-49 (label 1) or 50-99 (label 0): easy to be sure of."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    x = np.where(y[:, None] == 1, rng.integers(2, 50, size=(n, 12)), rng.integers(50, VOCAB, size=(n, 12)))
+    return x.astype(np.int32), y.astype(np.int8)
+
+
+def test_pseudo_labels_are_the_unlabeled_reviews_the_model_is_sure_of_with_its_class():
+    from imdb_sentiment.model import predict_logits
+    from imdb_sentiment.training import pseudo_labels
+    x, y = separable_reviews(64, 0)
+    params = make_params(sequence_length=12, epochs=2, learning_rate=0.02, pseudo_label_confidence=0.0, refit=False)
+    model = train(params, x[:48], y[:48], x[48:], y[48:], VOCAB)[0]
+    unlabeled = np.concatenate([separable_reviews(40, 1)[0], np.full((8, 12), 7, np.int32)])
+    probability = 1 / (1 + np.exp(-predict_logits(model, unlabeled)))
+    confidence = float(np.median(np.maximum(probability, 1 - probability)))  # about half are surer
+    assert confidence > 0.55
+    x_sure, y_sure = pseudo_labels(model, unlabeled, confidence)
+    sure = np.maximum(probability, 1 - probability) >= confidence
+    assert 0 < sure.sum() < len(unlabeled)  # some, not all: the test must be able to fail
+    np.testing.assert_array_equal(x_sure, unlabeled[sure])
+    np.testing.assert_array_equal(y_sure, (probability[sure] >= 0.5).astype(np.int8))
+    assert len(pseudo_labels(model, unlabeled, 0.5)[0]) == len(unlabeled)
+
+
+def test_self_training_fits_a_fresh_model_on_training_and_pseudo_labelled_reviews():
+    from imdb_sentiment.model import predict_logits
+    from imdb_sentiment.training import pseudo_labels
+    x, y = separable_reviews(64, 0)
+    unlabeled = separable_reviews(80, 1)[0]
+    common = dict(sequence_length=12, epochs=4, patience=0, learning_rate=0.05, dropout=0.0, refit=False)
+    teacher, rows, _, trained_on = train(make_params(**common, pseudo_label_confidence=0.0),
+                                         x[:48], y[:48], x[48:], y[48:], VOCAB, x_unlabeled=unlabeled)
+    assert trained_on == 48
+    probability = 1 / (1 + np.exp(-predict_logits(teacher, unlabeled)))
+    confidence = float(np.median(np.maximum(probability, 1 - probability)))  # about half are surer
+    assert confidence > 0.55
+    sure = len(pseudo_labels(teacher, unlabeled, confidence)[0])
+    student, rows_student, kept, trained_on = train(make_params(**common, pseudo_label_confidence=confidence),
+                                                    x[:48], y[:48], x[48:], y[48:], VOCAB, x_unlabeled=unlabeled)
+    assert 0 < sure < len(unlabeled) and trained_on == 48 + sure  # the same teacher, the same choice
+    assert len(rows_student) == kept == 4
+    steps_per_epoch = int(teacher.optimizer.iterations) // 4
+    assert int(student.optimizer.iterations) >= 4 * (steps_per_epoch + sure // 16)

@@ -52,14 +52,16 @@ def repo(tmp_path_factory, tiny_archive):
     return repo
 
 
-def test_extract_keeps_the_labeled_splits_only(repo):
+def test_extract_keeps_unsup_out_of_the_labeled_splits(repo):
     counts = json.loads((repo / "reports/data.json").read_text())
-    assert set(counts) == {"train", "test"}
-    for split in counts.values():
-        assert set(split) == {"neg", "pos", "total"}
-        assert split["neg"] > 0 and split["pos"] > 0
+    assert set(counts) == {"train", "test", "unsup"}
+    for name in ("train", "test"):
+        assert set(counts[name]) == {"neg", "pos", "total"}
+        assert counts[name]["neg"] > 0 and counts[name]["pos"] > 0
     labels = {json.loads(line)["label"] for line in (repo / "data/reviews/train.jsonl").open()}
     assert labels == {0, 1}  # train/unsup is in the archive, but it is no class
+    unlabeled = [json.loads(line) for line in (repo / "data/reviews/unsup.jsonl").open()]
+    assert len(unlabeled) == counts["unsup"]["total"] > 0 and {r["label"] for r in unlabeled} == {-1}
 
 
 def test_vectorize_writes_token_ids_vocabulary_and_stats(repo):
@@ -68,16 +70,17 @@ def test_vectorize_writes_token_ids_vocabulary_and_stats(repo):
     stats = json.loads((repo / "reports/vectorize.json").read_text())
     folder = repo / "data/vectorized"
     sizes = {}
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test", "unlabeled"):
         with np.load(folder / f"{split}.npz") as data:
             assert data["x"].dtype == np.int32
             assert data["x"].shape[1] == params["sequence_length"]
             assert data["x"].max() < stats["vocabulary_size"]
-            assert set(np.unique(data["y"])) == {0, 1}
+            assert set(np.unique(data["y"])) == ({-1} if split == "unlabeled" else {0, 1})
             sizes[split] = len(data["y"])
     assert sizes["train"] + sizes["validation"] == counts["train"]["total"]
     assert sizes["validation"] == round(counts["train"]["total"] * params["validation_split"])
     assert sizes["test"] == counts["test"]["total"]
+    assert sizes["unlabeled"] == counts["unsup"]["total"]
     assert stats["reviews"] == sizes
     vocabulary = (folder / "vocabulary.txt").read_text().split("\n")[:-1]
     assert vocabulary[:2] == ["", "[UNK]"] and len(vocabulary) == stats["vocabulary_size"]
@@ -95,6 +98,10 @@ def test_train_writes_models_and_history(repo):
     assert 1 <= summary["epoch_kept"] <= summary["epochs_run"] <= params["epochs"]
     kept = dict(zip(lines[0].split(","), lines[summary["epoch_kept"]].split(",")))
     assert summary["val_loss"] == pytest.approx(float(kept["val_loss"]), rel=1e-5)
+    stats = json.loads((repo / "reports/vectorize.json").read_text())
+    assert params["pseudo_label_confidence"] > 0  # self-training on: some unlabeled reviews join
+    assert 0 < summary["pseudo_labelled_reviews"] <= stats["reviews"]["unlabeled"]
+    assert summary["trained_on_reviews"] == stats["reviews"]["train"] + summary["pseudo_labelled_reviews"]
 
 
 def test_evaluate_writes_metrics_roc_and_predictions(repo):

@@ -1,9 +1,10 @@
 """Getting the reviews: download the IMDB archive, extract its labeled splits, read them back.
 
 The archive is untrusted input. Download verifies the sha256 and never leaves a partial file
-at its output path; extraction vets every member with tarfile's ``data`` filter, reads only the
-labeled splits ``{train,test}/{neg,pos}`` (never ``train/unsup``) and writes each split as one
-JSON Lines file instead of 50,000 loose files.
+at its output path; extraction vets every member with tarfile's ``data`` filter, reads the
+labeled splits ``{train,test}/{neg,pos}`` and the unlabeled reviews of ``train/unsup`` (never a
+class: they go to a file of their own, with label -1) and writes each as one JSON Lines file
+instead of 100,000 loose files.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from imdb_sentiment.errors import PipelineError
 from imdb_sentiment.outputs import atomic_path
 
 SPLITS = ("train", "test")
+UNLABELED = "unsup"  # train/unsup: written as unsup.jsonl, label -1, for pseudo-labelling
 CLASS_NAMES = ("neg", "pos")  # label 0, label 1; any other folder (train/unsup) is not a class
 MAX_REVIEW_BYTES = 1 << 20  # a review is a paragraph or two; more is kept only up to here
 OFFLINE_HINT = (
@@ -38,6 +40,7 @@ OFFLINE_HINT = (
 )
 _CHUNK = 1 << 20
 _REVIEW = re.compile(r"^aclImdb/(train|test)/(neg|pos)/([^/]+\.txt)$")
+_UNLABELED_REVIEW = re.compile(r"^aclImdb/train/(unsup)/([^/]+\.txt)$")
 
 
 # --- download -------------------------------------------------------------------------------
@@ -183,29 +186,34 @@ def _read_review(tar: tarfile.TarFile, member: tarfile.TarInfo, report: ExtractR
 
 def _collect(archive: Path, dest: Path) -> tuple[dict[str, list[dict]], ExtractReport]:
     # keyed by id: a path listed twice in a tar is one file, the later copy wins (as in tar -x)
-    records: dict[str, dict[str, dict]] = {split: {} for split in SPLITS}
+    records: dict[str, dict[str, dict]] = {split: {} for split in (*SPLITS, UNLABELED)}
     report = ExtractReport(counts={})
     with tarfile.open(archive, mode="r:gz") as tar:
         for member in tar:
             _vet(member, dest)
-            match = _REVIEW.match(member.name.removeprefix("./"))
-            if not match:
+            name = member.name.removeprefix("./")
+            if match := _REVIEW.match(name):
+                split, cls, file_name = match.groups()
+            elif match := _UNLABELED_REVIEW.match(name):
+                (cls, file_name), split = match.groups(), UNLABELED
+            else:
                 continue
-            split, cls, name = match.groups()
             if not member.isfile():
                 raise PipelineError(f"archive member {member.name!r} is a link or special file, not a review")
             text = _read_review(tar, member, report)
-            review_id = f"{cls}/{name}"
+            review_id = f"{cls}/{file_name}"
             records[split].pop(review_id, None)
             if text is not None:
-                records[split][review_id] = {"id": review_id, "label": CLASS_NAMES.index(cls), "text": text}
+                label = -1 if split == UNLABELED else CLASS_NAMES.index(cls)
+                records[split][review_id] = {"id": review_id, "label": label, "text": text}
         while tar.fileobj.read(_CHUNK):  # read to the end: only there does gzip check its length and CRC
             pass
     return {split: sorted(rows.values(), key=lambda r: r["id"]) for split, rows in records.items()}, report
 
 
 def extract(archive: Path, out_dir: Path) -> ExtractReport:
-    """Write ``out_dir/{train,test}.jsonl`` from the archive's labeled splits; count them."""
+    """Write ``out_dir/{train,test}.jsonl`` from the archive's labeled splits and
+    ``out_dir/unsup.jsonl`` from its unlabeled reviews (none is no error); count them."""
     if not archive.is_file():
         raise PipelineError(f"{archive} does not exist; run the download stage first")
     try:
@@ -221,15 +229,16 @@ def extract(archive: Path, out_dir: Path) -> ExtractReport:
                     "expected the official layout aclImdb/{train,test}/{neg,pos}/*.txt"
                 )
         report.counts[split] = {**counts, "total": sum(counts.values())}
+    report.counts[UNLABELED] = {"total": len(records[UNLABELED])}
     with atomic_path(out_dir, directory=True) as tmp:
-        for split in SPLITS:
+        for split in (*SPLITS, UNLABELED):
             with (tmp / f"{split}.jsonl").open("w", encoding="utf-8") as f:
                 f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records[split])
     return report
 
 
 def read_split(path: Path) -> tuple[list[str], np.ndarray, list[str]]:
-    """Texts, labels (int8) and ids of one split written by :func:`extract`."""
+    """Texts, labels (int8; -1 for the unlabeled reviews) and ids of one split written by :func:`extract`."""
     if not path.is_file():
         raise PipelineError(f"{path} does not exist; run the extract stage first")
     texts, labels, ids = [], [], []

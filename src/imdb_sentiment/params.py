@@ -31,6 +31,7 @@ ORIGINAL_CONFIGURATION = {
     "position_embedding": "none", "embed_dim": 512, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2,
     "use_mask": True, "batch_size": 32, "epochs": 10, "patience": 0, "learning_rate": 0.001,
     "lr_schedule": "constant", "weight_decay": 0.0, "lazy_updates": False, "refit": False,
+    "pseudo_label_confidence": 0.0,
     "validation_split": 0.2,
 }
 
@@ -59,6 +60,7 @@ class Params:
     epochs: int
     patience: int
     refit: bool
+    pseudo_label_confidence: float
     learning_rate: float
     lr_schedule: str
     weight_decay: float
@@ -157,6 +159,7 @@ def parse_params(raw: Any) -> Params:
         epochs=_int(raw, "epochs"),
         patience=_int(raw, "patience", minimum=0),
         refit=_bool(raw, "refit"),
+        pseudo_label_confidence=_float(raw, "pseudo_label_confidence", 0.0, 1.0, low_open=False, high_open=True),
         lr_schedule=_choice(raw, "lr_schedule", LR_SCHEDULES),
         distribute=_choice(raw, "distribute", DISTRIBUTE),
         precision=_choice(raw, "precision", PRECISIONS),
@@ -168,6 +171,8 @@ def parse_params(raw: Any) -> Params:
     )
     if params.ngrams > MAX_NGRAMS:
         raise _fail("ngrams", f"must be 1 (words), 2 (words and word pairs) or 3, got {params.ngrams}")
+    if 0.0 < params.pseudo_label_confidence < 0.5:
+        raise _fail("pseudo_label_confidence", f"must be 0 (off) or in [0.5, 1), got {params.pseudo_label_confidence}")
     if params.embed_dim % params.num_heads:
         raise _fail(
             "embed_dim",

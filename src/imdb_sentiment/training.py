@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from imdb_sentiment import history
 from imdb_sentiment.distribute import check_batch_size, strategy_for, use_precision
-from imdb_sentiment.model import LENGTH_STEP, build_model, compile_model
+from imdb_sentiment.model import LENGTH_STEP, build_model, compile_model, predict_logits
 from imdb_sentiment.params import Params
 from imdb_sentiment.text import PAD
 
@@ -186,23 +186,46 @@ def fit(model, strategy, params: Params, x, y, validation, epochs: int, patience
     return fit_keras(model, train_data, val_data, epochs, patience)
 
 
-def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
-          strategy: tf.distribute.Strategy | None = None):
-    """Build, compile and fit the classifier; return it, its per-epoch history rows and the
-    epoch whose weights it kept. ``strategy``: made from ``params.distribute`` if not given.
+def pseudo_labels(model, x_unlabeled: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """The unlabeled reviews whose predicted class has at least ``confidence`` probability under
+    ``model``, with that class as their label (int8)."""
+    logits = predict_logits(model, x_unlabeled)
+    sure = np.abs(logits) >= np.log(confidence / (1.0 - confidence))  # sigmoid(|logit|) >= confidence
+    return x_unlabeled[sure], (logits[sure] >= 0).astype(np.int8)
 
-    With ``params.refit`` the model returned is a second one, trained the same way (same seed,
-    same schedule) on the training and validation reviews together for the number of epochs
-    the first one kept: more reviews to learn from, with the epoch chosen on reviews it had not
-    seen. The history rows and the kept epoch are the first model's.
+
+def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
+          strategy: tf.distribute.Strategy | None = None, x_unlabeled: np.ndarray | None = None):
+    """Build, compile and fit the classifier; return it, its per-epoch history rows, the epoch
+    whose weights it kept and the number of reviews it trained on. ``strategy``: made from
+    ``params.distribute`` if not given.
+
+    With ``params.pseudo_label_confidence`` (self-training) and unlabeled reviews, the model is
+    then used as a teacher: the unlabeled reviews it is that sure of join the training reviews
+    with the label it gives them, and a fresh model (same seed) is fitted on them the same way,
+    early stopping included. Its history and kept epoch are the ones returned.
+
+    With ``params.refit`` the model returned is a last one, trained the same way (same seed,
+    same schedule) on the training (and pseudo-labelled) and validation reviews together for the
+    number of epochs the previous one kept: more reviews to learn from, with the epoch chosen on
+    reviews it had not seen. The history rows and the kept epoch are the previous model's.
     """
     strategy = strategy or strategy_for(params.distribute)  # a cluster forms before other TF work
     check_batch_size(params.batch_size, strategy)
     model = compiled_model(params, vocabulary_size, strategy, len(x_train))
     rows = fit(model, strategy, params, x_train, y_train, (x_val, y_val), params.epochs, params.patience)
     kept = kept_epoch(rows, params.patience)
+    if params.pseudo_label_confidence and x_unlabeled is not None and len(x_unlabeled):
+        x_sure, y_sure = pseudo_labels(model, x_unlabeled, params.pseudo_label_confidence)
+        print(f"train: {len(x_sure):,} of {len(x_unlabeled):,} unlabeled reviews pseudo-labelled "
+              f"({np.mean(y_sure):.1%} positive); fitting a fresh model on them and the training reviews",
+              flush=True)
+        x_train, y_train = np.concatenate([x_train, x_sure]), np.concatenate([y_train, y_sure])
+        model = compiled_model(params, vocabulary_size, strategy, len(x_train))
+        rows = fit(model, strategy, params, x_train, y_train, (x_val, y_val), params.epochs, params.patience)
+        kept = kept_epoch(rows, params.patience)
     if params.refit:
-        x_all, y_all = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
-        model = compiled_model(params, vocabulary_size, strategy, len(x_all))
-        fit(model, strategy, params, x_all, y_all, None, kept, 0)
-    return model, rows, kept
+        x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+        model = compiled_model(params, vocabulary_size, strategy, len(x_train))
+        fit(model, strategy, params, x_train, y_train, None, kept, 0)
+    return model, rows, kept, len(x_train)

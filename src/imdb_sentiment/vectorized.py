@@ -1,7 +1,9 @@
 """The vectorized dataset on disk: token ids and labels per split, the vocabulary, statistics.
 
-Layout of the folder: ``{train,validation,test}.npz`` (``x`` int32 token ids padded with 0,
-``y`` int8 labels, ``ids`` review ids) and ``vocabulary.txt`` (one token a line, id = line).
+Layout of the folder: ``{train,validation,test,unlabeled}.npz`` (``x`` int32 token ids padded
+with 0, ``y`` int8 labels, -1 for the unlabeled reviews of ``train/unsup``, ``ids`` review ids) and
+``vocabulary.txt`` (one token a line, id = line). The vocabulary comes from the training split
+only; the other splits are only looked up in it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from imdb_sentiment.data import read_split
+from imdb_sentiment.data import UNLABELED, read_split
 from imdb_sentiment.errors import PipelineError
 from imdb_sentiment.outputs import atomic_path
 from imdb_sentiment.params import Params
 from imdb_sentiment.text import OOV, PAD, adapt, make_vectorizer, split_train_validation, vectorize_counting, vocabulary
 
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "test", "unlabeled")
 VOCABULARY = "vocabulary.txt"
 
 
@@ -33,6 +35,7 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
     """Write the vectorized splits to ``out_dir``; return their statistics."""
     texts, labels, ids = read_split(reviews / "train.jsonl")
     test_texts, test_labels, test_ids = read_split(reviews / "test.jsonl")
+    unlabeled_texts, unlabeled_labels, unlabeled_ids = read_split(reviews / f"{UNLABELED}.jsonl")
     try:
         train_idx, val_idx = split_train_validation(len(texts), params.validation_split, params.seed)
     except ValueError as exc:
@@ -47,16 +50,18 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
         "train": (train_texts, labels[train_idx], np.asarray(ids)[train_idx]),
         "validation": ([texts[i] for i in val_idx], labels[val_idx], np.asarray(ids)[val_idx]),
         "test": (test_texts, test_labels, np.asarray(test_ids)),
+        "unlabeled": (unlabeled_texts, unlabeled_labels, np.asarray(unlabeled_ids)),
     }
     stats = {"vocabulary_size": len(vocab), "reviews": {}}
     real_tokens = oov_tokens = truncated = total = 0
     with atomic_path(out_dir, directory=True) as tmp:
         for name, (split_texts, split_labels, split_ids) in splits.items():
             x, counts = vectorize_counting(vectorizer, split_texts, params.sequence_length)
-            real_tokens += int((x != PAD).sum())
-            oov_tokens += int((x == OOV).sum())
-            truncated += int((counts > params.sequence_length).sum())
-            total += len(split_texts)
+            if name != "unlabeled":  # the statistics describe the labeled reviews, as before
+                real_tokens += int((x != PAD).sum())
+                oov_tokens += int((x == OOV).sum())
+                truncated += int((counts > params.sequence_length).sum())
+                total += len(split_texts)
             x, y, kept_ids = _drop_empty(name, x, split_labels, split_ids)
             np.savez(tmp / f"{name}.npz", x=x, y=y, ids=kept_ids)
             stats["reviews"][name] = int(len(y))
