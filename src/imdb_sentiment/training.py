@@ -212,18 +212,20 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
     """
     strategy = strategy or strategy_for(params.distribute)  # a cluster forms before other TF work
     check_batch_size(params.batch_size, strategy)
-    model = compiled_model(params, vocabulary_size, strategy, len(x_train))
-    rows = fit(model, strategy, params, x_train, y_train, (x_val, y_val), params.epochs, params.patience)
-    kept = kept_epoch(rows, params.patience)
+
+    def fit_fresh_model(x, y):
+        model = compiled_model(params, vocabulary_size, strategy, len(x))
+        rows = fit(model, strategy, params, x, y, (x_val, y_val), params.epochs, params.patience)
+        return model, rows, kept_epoch(rows, params.patience)
+
+    model, rows, kept = fit_fresh_model(x_train, y_train)
     if params.pseudo_label_confidence and x_unlabeled is not None and len(x_unlabeled):
         x_sure, y_sure = pseudo_labels(model, x_unlabeled, params.pseudo_label_confidence)
         print(f"train: {len(x_sure):,} of {len(x_unlabeled):,} unlabeled reviews pseudo-labelled "
-              f"({np.mean(y_sure):.1%} positive); fitting a fresh model on them and the training reviews",
-              flush=True)
-        x_train, y_train = np.concatenate([x_train, x_sure]), np.concatenate([y_train, y_sure])
-        model = compiled_model(params, vocabulary_size, strategy, len(x_train))
-        rows = fit(model, strategy, params, x_train, y_train, (x_val, y_val), params.epochs, params.patience)
-        kept = kept_epoch(rows, params.patience)
+              f"(probability >= {params.pseudo_label_confidence})", flush=True)
+        if len(x_sure):
+            x_train, y_train = np.concatenate([x_train, x_sure]), np.concatenate([y_train, y_sure])
+            model, rows, kept = fit_fresh_model(x_train, y_train)
     if params.refit:
         x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
         model = compiled_model(params, vocabulary_size, strategy, len(x_train))
