@@ -24,12 +24,12 @@ LABELS = np.array([[1.0], [0.0]], dtype=np.float32)
 SEEN_WORDS = [2, 3, 4, 5, 6]
 
 
-def trained(lazy: bool, weight_decay: float, steps: int) -> keras.Model:
+def trained_on_batch(lazy: bool, weight_decay: float) -> keras.Model:
+    """A seeded model after one step on ``BATCH`` (which also builds the optimizer's moments)."""
     keras.utils.set_random_seed(3)
     model = build_model(make_params(bigram_buckets=BUCKETS, dropout=0.0), VOCAB)
     compile_model(model, learning_rate=0.01, weight_decay=weight_decay, lazy_updates=lazy)
-    for _ in range(steps):
-        model.train_on_batch(BATCH, LABELS)
+    model.train_on_batch(BATCH, LABELS)
     return model
 
 
@@ -76,10 +76,7 @@ def test_weights_with_dense_gradients_get_exactly_adamw_updates(weight_decay):
 @pytest.mark.parametrize("weight_decay", [0.0, 1.0])
 def test_rows_not_looked_up_keep_their_values_and_moments(weight_decay):
     """AdamW would move them (decay, and momentum from earlier steps); the lazy update does not."""
-    keras.utils.set_random_seed(3)
-    model = build_model(make_params(bigram_buckets=BUCKETS, dropout=0.0), VOCAB)
-    compile_model(model, learning_rate=0.01, weight_decay=weight_decay, lazy_updates=True)
-    model.train_on_batch(BATCH, LABELS)  # builds the optimizer's moments
+    model = trained_on_batch(True, weight_decay)
     words, table = model.get_layer("embedding").embeddings, model.get_layer("bigrams").table
     moments = {v.path: v for v in model.optimizer.variables if "embeddings" in v.path or "table" in v.path}
     before = {name: np.asarray(v).copy() for name, v in [("words", words), ("pairs", table), *moments.items()]}
@@ -96,7 +93,7 @@ def test_rows_not_looked_up_keep_their_values_and_moments(weight_decay):
         np.testing.assert_array_equal(np.asarray(variable)[rows], before[name][rows], err_msg=name)
     assert not np.allclose(np.asarray(words)[[7, 8]], before["words"][[7, 8]])  # the batch's words moved
     # AdamW moves what the lazy update leaves: the first batch's rows drift on their momentum.
-    dense = trained(False, weight_decay, 1)
+    dense = trained_on_batch(False, weight_decay)
     drifting = np.asarray(dense.get_layer("embedding").embeddings)[SEEN_WORDS].copy()
     dense.train_on_batch(other, LABELS)
     assert not np.allclose(np.asarray(dense.get_layer("embedding").embeddings)[SEEN_WORDS], drifting)

@@ -19,7 +19,6 @@ from imdb_sentiment.outputs import atomic_path
 from imdb_sentiment.params import Params
 from imdb_sentiment.text import OOV, PAD, adapt, make_vectorizer, split_train_validation, vectorize_counting, vocabulary
 
-SPLITS = ("train", "validation", "test", "unlabeled")
 VOCABULARY = "vocabulary.txt"
 
 
