@@ -1,7 +1,8 @@
 """DVC stage `train`: fit the attention classifier on the vectorized training split (with
 ``pseudo_label_confidence``, then a fresh one on those and the unlabeled reviews the first is sure
 of, labelled by it; with ``refit``, then a fresh one on training and validation reviews for the
-epochs kept); save it, its raw-text export model and the per-epoch loss and accuracy."""
+epochs kept); save it, its raw-text export model, the per-epoch loss and accuracy, and the
+versions of the software it ran with."""
 
 import argparse
 import time
@@ -12,6 +13,7 @@ from imdb_sentiment import cli
 cli.quiet_tensorflow()
 
 from imdb_sentiment.distribute import strategy_for  # noqa: E402
+from imdb_sentiment.environment import versions  # noqa: E402
 from imdb_sentiment.export import build_export_model  # noqa: E402
 from imdb_sentiment.outputs import atomic_path, write_json, write_text  # noqa: E402
 from imdb_sentiment.params import load_params  # noqa: E402
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("model", type=Path, help=f"folder for {MODEL} (token ids in, logit out) and {EXPORT}")
     parser.add_argument("history", type=Path, help="CSV file for the per-epoch loss and accuracy")
     parser.add_argument("summary", type=Path, help="JSON file for the epochs run and kept, and the time taken")
+    parser.add_argument("environment", type=Path, help="JSON file for the Python and package versions used")
     args = parser.parse_args()
     params = load_params()  # fails on bad params before any data is read
     strategy = strategy_for(params.distribute)  # and on a missing or malformed TF_CONFIG
@@ -56,6 +59,7 @@ def main() -> None:
         "pseudo_labelled_reviews": pseudo_labelled,  # of them
         "fit_seconds": round(seconds, 1),  # the only figure that differs between identical runs
     })
+    write_json(args.environment, versions())
     refit = f"; refit on {trained_on:,} reviews for {kept} epochs" if params.refit else ""
     refit += f" ({pseudo_labelled:,} pseudo-labelled)" if pseudo_labelled else ""
     print(f"train: {len(history)} epochs, kept epoch {kept}: validation accuracy "

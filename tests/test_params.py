@@ -283,3 +283,11 @@ def test_load_params_validates_what_it_reads(tmp_path):
                     encoding="utf-8")
     with pytest.raises(PipelineError, match=r"embed_dim \(\d+\) must be divisible by num_heads \(7\)"):
         load_params(path)
+
+
+def test_early_stopping_is_refused_with_a_cosine_schedule():
+    """It could keep an epoch whose learning rate the cosine had not yet brought down."""
+    assert error(raw(patience=1, lr_schedule="cosine")) == (
+        "params.yaml: patience must be 0 with lr_schedule cosine (the schedule fixes the epochs; "
+        "choose epochs on validation accuracy instead), got 1")
+    assert parse_params(raw(patience=1, lr_schedule="constant")).patience == 1

@@ -173,6 +173,11 @@ def parse_params(raw: Any) -> Params:
         raise _fail("ngrams", f"must be 1 (words), 2 (words and word pairs) or 3, got {params.ngrams}")
     if 0.0 < params.pseudo_label_confidence < 0.5:
         raise _fail("pseudo_label_confidence", f"must be 0 (off) or in [0.5, 1), got {params.pseudo_label_confidence}")
+    if params.patience and params.lr_schedule == "cosine":
+        # Early stopping would keep an epoch whose learning rate the cosine had not yet taken
+        # down: a model the schedule never finished. With cosine, choose `epochs` on validation.
+        raise _fail("patience", f"must be 0 with lr_schedule cosine (the schedule fixes the epochs; "
+                                f"choose epochs on validation accuracy instead), got {params.patience}")
     if params.embed_dim % params.num_heads:
         raise _fail(
             "embed_dim",
