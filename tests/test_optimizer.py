@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from imdb_sentiment.model import build_model, compile_model  # noqa: E402
-from imdb_sentiment.optimizer import LazyAdamW  # noqa: E402
+from imdb_sentiment.optimizer import LazyAdamW, check_keras_internals  # noqa: E402
 from test_model import VOCAB, make_params  # noqa: E402
 
 BUCKETS = 512
@@ -110,3 +110,37 @@ def test_config_round_trip_keeps_the_weight_decay():
 def test_amsgrad_is_refused():
     with pytest.raises(ValueError, match="amsgrad"):
         LazyAdamW(amsgrad=True)
+
+
+def test_the_keras_internals_lazy_updates_rely_on_are_there():
+    """LazyAdamW reads Adam's private moments and is handed row-wise gradients by Keras's
+    training step: if a Keras release changes either, this says so by name instead of training
+    silently differently (requirements.lock pins the Keras it was tested with)."""
+    seen = []
+    original = LazyAdamW._update_rows
+
+    def record(self, gradient, variable, learning_rate):
+        seen.append(tuple(variable.shape))  # once a trace, not once a step
+        original(self, gradient, variable, learning_rate)
+
+    LazyAdamW._update_rows = record  # before the training step is traced
+    try:
+        model = trained_on_batch(True, 1.0)  # builds the optimizer: the check in build() passed
+    finally:
+        LazyAdamW._update_rows = original
+    check_keras_internals(model.optimizer, model.trainable_variables)
+    tables = [tuple(v.shape) for v in (model.get_layer("embedding").embeddings, model.get_layer("bigrams").table)]
+    assert set(seen) == set(tables), (
+        f"Keras {keras.__version__} no longer hands the embedding tables' gradients to "
+        f"update_step as tf.IndexedSlices (row-wise updates saw {seen}): LazyAdamW would update "
+        "every row, like AdamW")
+
+
+def test_a_keras_without_those_internals_gets_a_clear_error():
+    optimizer = LazyAdamW(0.01)
+    variable = keras.Variable(np.zeros((3, 2), "float32"))
+    optimizer.build([variable])
+    del optimizer._velocities
+    with pytest.raises(RuntimeError, match=r"relies on keras.optimizers.Adam's _velocities, which Keras .* "
+                                           r"install the versions in requirements.lock"):
+        check_keras_internals(optimizer, [variable])

@@ -15,11 +15,11 @@ import psutil
 import pytest
 import yaml
 
-from conftest import command_env, make_project, run
+from conftest import command_env, make_project, run, sha256
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("download", "extract", "vectorize", "train", "evaluate", "plots")
+STAGES = ("validate", "download", "extract", "vectorize", "train", "evaluate", "plots")
 
 
 def ran(output: str) -> set[str]:
@@ -149,22 +149,39 @@ def test_a_teammate_pulls_every_output_from_a_shared_remote(repo, tmp_path):
 def test_experiment_reruns_only_what_depends_on_num_heads(repo):
     before = json.loads((repo / "reports/metrics.json").read_text())
     result = run(["dvc", "exp", "run", "-S", "num_heads=4"], repo)
-    assert ran(result.stdout) == {"train", "evaluate", "plots"}, result.stdout
+    assert ran(result.stdout) == {"validate", "train", "evaluate", "plots"}, result.stdout
     after = json.loads((repo / "reports/metrics.json").read_text())
     assert after != before
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     changed = diff["reports/metrics.json"]
     assert changed["loss"]["old"] == before["loss"] and changed["loss"]["new"] == after["loss"]
-    assert "reports/data.json" not in diff  # the data did not change
+    assert set(diff) == {"reports/metrics.json", "reports/train.json"}  # dataset statistics are no metrics
     shown = run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).stdout
     assert "num_heads" in shown and "accuracy" in shown
 
 
-def test_non_divisible_heads_fail_before_any_work(repo):
-    result = run(["dvc", "exp", "run", "-S", "num_heads=3"], repo, check=False)
+def restore_last_good_outputs(repo) -> None:
+    """The README's one line for after a failed run."""
+    run(["bash", "-c", "git checkout -- params.yaml dvc.lock reports && dvc checkout"], repo)
+    assert run(["dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("num_heads=3", "validate: error: params.yaml: embed_dim (8) must be divisible by num_heads (3)"),
+    ("dropout=-0.1", "validate: error: params.yaml: dropout must be in [0.0, 1.0), got -0.1"),
+    # The typo: DVC refuses `-S num_head=4` and suggests `+num_head=4`, which must fail too.
+    ("+num_head=4", "validate: error: params.yaml: num_head is not a known parameter (did you mean 'num_heads'?)"),
+])
+def test_bad_params_fail_before_any_output_is_removed(repo, override, message):
+    restore_last_good_outputs(repo)
+    outputs = ["data/model/model.keras", "reports/train.json", "reports/history.csv", "reports/metrics.json"]
+    before = {path: (repo / path).read_bytes() for path in outputs}
+    result = run(["dvc", "exp", "run", "-S", override], repo, check=False)
     assert result.returncode != 0
-    assert "train: error: params.yaml: embed_dim (8) must be divisible by num_heads (3)" in result.stderr
-    assert ran(result.stdout) == {"train"}
+    assert message in result.stderr, result.stderr
+    assert ran(result.stdout) == {"validate"}
+    assert {path: (repo / path).read_bytes() for path in outputs} == before
+    restore_last_good_outputs(repo)
 
 
 def test_two_runs_from_scratch_give_identical_outputs(repo, tmp_path, tiny_archive):
@@ -255,3 +272,29 @@ def test_queued_experiments_run_in_parallel_and_compare(repo):
     plots = json.loads(run(["dvc", "plots", "diff", "heads-4", "heads-8", "--json"], repo).stdout)["data"]
     for curve in ("Loss", "Accuracy", "ROC"):
         assert sorted(plots[curve][0]["revisions"]) == ["heads-4", "heads-8"]
+
+
+def test_a_fresh_clone_runs_any_stage_first_and_diffs_committed_plots(repo, tmp_path, tiny_archive):
+    """A clone with an empty cache and no remote: an experiment up to one stage, then a partial
+    repro, work; `dvc plots diff` draws HEAD's committed curves and figures beside the
+    workspace's and leaves nothing untracked for git."""
+    restore_last_good_outputs(repo)
+    clone = tmp_path / "fresh"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    result = run(["dvc", "exp", "run", "-S", f"data.url={tiny_archive}", "-S", f"data.sha256={sha256(tiny_archive)}",
+                  "vectorize"], clone)
+    assert ran(result.stdout) == {"validate", "download", "extract", "vectorize"}, result.stdout
+    assert ran(run(["dvc", "repro", "train"], clone).stdout) == {"train"}
+    result = run(["dvc", "plots", "diff", "HEAD", "--json"], clone)
+    plots = json.loads(result.stdout)
+    # Only the confusion matrix's per-review predictions are DVC-cached (not committed), so only
+    # they are missing without a remote: its PNG is committed and shown.
+    assert {error["source"] for error in plots.get("errors", [])} <= {"reports/predictions.csv"}, plots["errors"]
+    for name in ("Loss", "Accuracy", "ROC"):
+        assert "HEAD" in plots["data"][name][0]["revisions"], name
+    figure = plots["data"]["reports/figures/training_curves.png"]
+    assert ["HEAD"] in [entry["revisions"] for entry in figure]
+    run(["dvc", "plots", "diff", "HEAD"], clone)  # the HTML, into dvc_plots/
+    assert (clone / "dvc_plots/index.html").is_file()
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], clone).stdout
+    assert "??" not in status, status

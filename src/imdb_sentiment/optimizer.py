@@ -32,6 +32,30 @@ def _is_rows(gradient) -> bool:
     return isinstance(gradient, tf.IndexedSlices)
 
 
+# What the row-wise update reads from keras.optimizers.Adam beyond its public API.
+KERAS_INTERNALS = ("_momentums", "_velocities", "_get_variable_index")
+
+
+def check_keras_internals(optimizer: keras.optimizers.Adam, variables) -> None:
+    """Fail with one clear line if this Keras lacks what the row-wise update relies on: each
+    variable's first and second moments, found by ``_get_variable_index``, shaped like it.
+    Without this check a Keras that renamed them would make training fail obscurely, or
+    (worse) train differently."""
+    missing = [name for name in KERAS_INTERNALS if not hasattr(optimizer, name)]
+    if not missing:
+        for variable in variables:
+            index = optimizer._get_variable_index(variable)
+            moments = (optimizer._momentums[index], optimizer._velocities[index])
+            if any(tuple(moment.shape) != tuple(variable.shape) for moment in moments):
+                missing = ["_momentums/_velocities shaped like their variables"]
+                break
+    if missing:
+        raise RuntimeError(
+            f"LazyAdamW relies on keras.optimizers.Adam's {', '.join(missing)}, which Keras "
+            f"{keras.__version__} does not have: install the versions in requirements.lock, "
+            "or set lazy_updates: false")
+
+
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
 class LazyAdamW(keras.optimizers.Adam):
     """Adam; each step first shrinks each weight it updates by ``learning_rate x weight_decay``
@@ -44,6 +68,10 @@ class LazyAdamW(keras.optimizers.Adam):
         # Keras's own weight decay would shrink whole tables before each step: applied here instead.
         super().__init__(learning_rate, weight_decay=None, **kwargs)
         self.decoupled_weight_decay = float(weight_decay)
+
+    def build(self, variables):
+        super().build(variables)
+        check_keras_internals(self, variables)
 
     def update_step(self, gradient, variable, learning_rate):
         if _is_rows(gradient):
