@@ -14,11 +14,11 @@ Prints one table of:
 5. accuracy per CPU-minute: test accuracy and train-stage time of the default params and of
    the original configuration (``dvc exp run`` with the original's params).
 
-Parts 3-5 run the whole pipeline twice in a scratch clone (about 15 minutes and an hour on the
+Parts 3-5 run the whole pipeline twice in a temporary clone (about 15 minutes and an hour on the
 full dataset); ``--quick`` skips them.
 
-    python benchmarks/speed.py --archive ../shared/data/aclImdb_sample.tar.gz      # sample
-    python benchmarks/speed.py --archive ../imdb/aclImdb_v1.tar.gz                  # full dataset
+    python benchmarks/speed.py --archive path/to/aclImdb_sample.tar.gz   # a small archive
+    python benchmarks/speed.py --archive path/to/aclImdb_v1.tar.gz       # full dataset
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def timed(args: list[str], cwd: Path, repeat: int = 3) -> float:
 
 
 def run_pipeline(archive: Path, workdir: Path) -> tuple[Path, dict]:
-    """A scratch clone of the project pointed at ``archive``; each stage run and measured."""
+    """A temporary clone of the project pointed at ``archive``; each stage run and measured."""
     clone = workdir / "project"
     sh(["git", "clone", "-q", str(PROJECT), str(clone)], workdir)
     params = yaml.safe_load((clone / "params.yaml").read_text())

@@ -67,8 +67,9 @@ def test_a_valid_tf_config_is_accepted():
 def test_train_stage_without_tf_config_fails_before_training(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_raw(distribute="multi_worker")))
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    result = subprocess.run([sys.executable, str(PROJECT / "stages" / "train.py"), "vectorized", "model",
-                             "history.csv", "train.json"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    arguments = ["vectorized", "model", "history.csv", "train.json", "environment.json"]
+    result = subprocess.run([sys.executable, str(PROJECT / "stages" / "train.py"), *arguments], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         "train: error: distribute: multi_worker needs the TF_CONFIG environment variable")
