@@ -193,7 +193,7 @@ def run_pipeline(archive: Path, workdir: Path) -> tuple[Path, dict]:
     params["data"] = {"url": str(archive.resolve()), "sha256": sha256_of(archive)}
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stages = {}
-    for stage in ("download", "extract", "vectorize", "train", "evaluate", "plots"):
+    for stage in ("validate", "download", "extract", "vectorize", "train", "evaluate", "plots"):
         start = time.perf_counter()
         log = sh(["dvc", "repro", "--single-item", stage], clone).stdout
         peak = re.search(rf"{stage}: peak memory (\d+) MiB", log)
@@ -203,10 +203,10 @@ def run_pipeline(archive: Path, workdir: Path) -> tuple[Path, dict]:
 
 def accuracy_row(clone: Path) -> str:
     metrics = json.loads((clone / "reports" / "metrics.json").read_text())
-    train = json.loads((clone / "reports" / "train.json").read_text())
-    minutes = train["fit_seconds"] / 60
+    minutes = json.loads((clone / "reports" / "train.json").read_text())["fit_seconds"] / 60
+    kept = json.loads((clone / "reports" / "run.json").read_text())["epoch_kept"]
     return (f"test accuracy {metrics['accuracy']:.4f} (ROC AUC {metrics['roc_auc']:.4f}), train {minutes:.1f} min, "
-            f"epoch kept {train['epoch_kept']}, {metrics['accuracy'] * 100 / minutes:.1f} points/min")
+            f"epoch kept {kept}, {metrics['accuracy'] * 100 / minutes:.1f} points/min")
 
 
 def main() -> None:

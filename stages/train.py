@@ -1,8 +1,8 @@
 """DVC stage `train`: fit the attention classifier on the vectorized training split (with
 ``pseudo_label_confidence``, then a fresh one on those and the unlabeled reviews the first is sure
 of, labelled by it; with ``refit``, then a fresh one on training and validation reviews for the
-epochs kept); save it, its raw-text export model, the per-epoch loss and accuracy, and the
-versions of the software it ran with."""
+epochs kept); save it, its raw-text export model, the per-epoch loss and accuracy, its
+validation figures, and what it trained on with which software versions."""
 
 import argparse
 import time
@@ -30,8 +30,9 @@ def main() -> None:
     parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
     parser.add_argument("model", type=Path, help=f"folder for {MODEL} (token ids in, logit out) and {EXPORT}")
     parser.add_argument("history", type=Path, help="CSV file for the per-epoch loss and accuracy")
-    parser.add_argument("summary", type=Path, help="JSON file for the epochs run and kept, and the time taken")
-    parser.add_argument("environment", type=Path, help="JSON file for the Python and package versions used")
+    parser.add_argument("metrics", type=Path, help="JSON file for the validation figures and the time taken")
+    parser.add_argument("run", type=Path, help="JSON file for the epochs run and kept, the reviews trained on, "
+                                               "and the Python and package versions used")
     args = parser.parse_args()
     params = load_params()  # fails on bad params before any data is read
     strategy = strategy_for(params.distribute)  # and on a missing or malformed TF_CONFIG
@@ -50,16 +51,19 @@ def main() -> None:
     write_text(args.history, to_csv(history))
     best = history[kept - 1]
     pseudo_labelled = trained_on - len(x_train) - (len(x_val) if params.refit else 0)
-    write_json(args.summary, {
-        "epochs_run": len(history),
-        "epoch_kept": kept,
+    # The metrics are what experiments are compared on: few, so that `dvc exp show` stays readable.
+    write_json(args.metrics, {
         "val_loss": round(best["val_loss"], 6),  # of the last model validated, before any refit
         "val_accuracy": round(best["val_accuracy"], 6),
-        "trained_on_reviews": trained_on,  # by the saved model
-        "pseudo_labelled_reviews": pseudo_labelled,  # of them
         "fit_seconds": round(seconds, 1),  # the only figure that differs between identical runs
     })
-    write_json(args.environment, versions())
+    write_json(args.run, {
+        "epochs_run": len(history),
+        "epoch_kept": kept,
+        "trained_on_reviews": trained_on,  # by the saved model
+        "pseudo_labelled_reviews": pseudo_labelled,  # of them
+        "versions": versions(),
+    })
     refit = f"; refit on {trained_on:,} reviews for {kept} epochs" if params.refit else ""
     refit += f" ({pseudo_labelled:,} pseudo-labelled)" if pseudo_labelled else ""
     print(f"train: {len(history)} epochs, kept epoch {kept}: validation accuracy "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import platform
 import re
 import subprocess
 import time
@@ -87,21 +88,27 @@ def test_vectorize_writes_token_ids_vocabulary_and_stats(repo):
     assert 0 <= stats["oov_share"] < 1 and 0 <= stats["truncated_share"] <= 1
 
 
-def test_train_writes_models_and_history(repo):
+def test_train_writes_models_history_and_what_it_ran_with(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert (repo / "data/model/model.keras").stat().st_size > 0
     assert (repo / "data/model/export.keras").stat().st_size > 0
     lines = (repo / "reports/history.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
     summary = json.loads((repo / "reports/train.json").read_text())
-    assert len(lines) == 1 + summary["epochs_run"]
-    assert 1 <= summary["epoch_kept"] <= summary["epochs_run"] <= params["epochs"]
-    kept = dict(zip(lines[0].split(","), lines[summary["epoch_kept"]].split(",")))
+    assert set(summary) == {"val_loss", "val_accuracy", "fit_seconds"}
+    facts = json.loads((repo / "reports/run.json").read_text())
+    assert len(lines) == 1 + facts["epochs_run"]
+    assert 1 <= facts["epoch_kept"] <= facts["epochs_run"] <= params["epochs"]
+    kept = dict(zip(lines[0].split(","), lines[facts["epoch_kept"]].split(",")))
     assert summary["val_loss"] == pytest.approx(float(kept["val_loss"]), rel=1e-5)
     stats = json.loads((repo / "reports/vectorize.json").read_text())
     assert params["pseudo_label_confidence"] > 0  # self-training on: some unlabeled reviews join
-    assert 0 < summary["pseudo_labelled_reviews"] <= stats["reviews"]["unlabeled"]
-    assert summary["trained_on_reviews"] == stats["reviews"]["train"] + summary["pseudo_labelled_reviews"]
+    assert 0 < facts["pseudo_labelled_reviews"] <= stats["reviews"]["unlabeled"]
+    assert facts["trained_on_reviews"] == stats["reviews"]["train"] + facts["pseudo_labelled_reviews"]
+    import keras, numpy, tensorflow  # noqa: E401  the versions this interpreter has
+    assert facts["versions"] == {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
+                                 "keras": keras.__version__, "numpy": numpy.__version__,
+                                 "dvc": run(["dvc", "--version"], repo).stdout.strip()}
 
 
 def test_evaluate_writes_metrics_roc_and_predictions(repo):
@@ -162,7 +169,7 @@ def test_experiment_reruns_only_what_depends_on_num_heads(repo):
 
 def restore_last_good_outputs(repo) -> None:
     """The README's one line for after a failed run."""
-    run(["bash", "-c", "git checkout -- params.yaml dvc.lock reports && dvc checkout"], repo)
+    run(["bash", "-c", "git checkout HEAD -- params.yaml dvc.lock reports && dvc checkout"], repo)
     assert run(["dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."
 
 
