@@ -5,7 +5,7 @@
 - ``none``: TensorFlow's default, one device (all CPU cores, or the first GPU).
 - ``mirrored``: ``MirroredStrategy``, a replica on every local GPU (the CPU where there is none).
 - ``multi_worker``: ``MultiWorkerMirroredStrategy``, one process a machine, the cluster described
-  by the ``TF_CONFIG`` environment variable (README: "Training on several GPUs or machines").
+  by the ``TF_CONFIG`` environment variable (docs/distributed.md).
 
 ``batch_size`` is the global batch: each of N replicas computes batch_size / N reviews of every
 step and the gradients are summed across replicas, so a step is the same step on 1 or N replicas

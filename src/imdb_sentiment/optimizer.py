@@ -10,7 +10,7 @@ rows a step looked up (their moments, their weight decay, their values), as Tens
 It changes what training does, not only its speed: a row seen in one batch moves once, instead
 of drifting for the next dozen steps on its decaying momentum, so the rare word pairs of the
 training reviews are learned less by heart (training accuracy 0.97 after the second epoch
-instead of 0.98-0.99; README: Results).
+instead of 0.98-0.99).
 
 The lazy update needs the gradient as ``tf.IndexedSlices`` (the rows a lookup touched), which
 the TensorFlow backend gives; on other backends gradients are dense and every variable gets
