@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -93,6 +94,9 @@ def classify(model, reviews: list[str]) -> list[float]:
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     quiet_tensorflow()
+    # TensorFlow 2.21 announces its oneDNN kernels on stderr whatever TF_CPP_MIN_LOG_LEVEL says;
+    # predict's stderr is for its own warnings, and classifying a few reviews gains nothing from them.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         reviews = read_reviews(args)
         model = load_export_model(args.model)
