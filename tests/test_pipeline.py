@@ -169,7 +169,8 @@ def test_experiment_reruns_only_what_depends_on_num_heads(repo):
 
 def restore_last_good_outputs(repo) -> None:
     """The README's one line for after a failed run."""
-    run(["bash", "-c", "git checkout HEAD -- params.yaml dvc.lock reports && dvc checkout"], repo)
+    run(["bash", "-c", "touch params.yaml dvc.lock && git checkout HEAD -- params.yaml dvc.lock reports && "
+                       "dvc checkout"], repo)
     assert run(["dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."
 
 
