@@ -18,7 +18,7 @@ STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
 # What every stage runs through but what decides no output: the one-line error, the atomic
 # writes, and the params loader (the values themselves are each stage's `params`; `validate`
 # depends on the loader).
-INFRASTRUCTURE = {f"src/imdb_sentiment/{name}.py" for name in ("__init__", "cli", "errors", "outputs", "params")}
+INFRASTRUCTURE = {f"src/imdb_sentiment/{name}.py" for name in ("cli", "errors", "outputs", "params")}
 
 
 def package_imports(path: Path) -> set[str]:
