@@ -10,13 +10,10 @@ from imdb_sentiment import cli
 
 cli.quiet_tensorflow()
 
-import keras  # noqa: E402
-
-import imdb_sentiment.custom_objects  # noqa: E402,F401
-from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.model import predict_logits  # noqa: E402
 from imdb_sentiment.evaluation import classification_metrics, label_names, roc_points, sigmoid  # noqa: E402
 from imdb_sentiment.outputs import write_json, write_text  # noqa: E402
+from imdb_sentiment.saving import load_classifier  # noqa: E402
 from imdb_sentiment.vectorized import load_split  # noqa: E402
 
 
@@ -31,17 +28,15 @@ def _csv(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
-    parser.add_argument("model", type=Path, help="the trained model (.keras), token ids in, logit out")
+    parser.add_argument("model", type=Path, help="folder written by the train stage")
     parser.add_argument("metrics", type=Path, help="JSON file for the test metrics")
     parser.add_argument("roc", type=Path, help="CSV file for the ROC curve")
     parser.add_argument("predictions", type=Path, help="CSV file: id, actual, predicted, probability")
     args = parser.parse_args()
     start = time.perf_counter()
     x_test, y_test, ids = load_split(args.vectorized, "test")
-    if not args.model.is_file():
-        raise PipelineError(f"{args.model} does not exist; run the train stage first")
-    model = keras.saving.load_model(args.model)
-    logits = predict_logits(model, x_test)
+    model = load_classifier(args.model)
+    logits = predict_logits(model, x_test, progress="evaluate")
     metrics = classification_metrics(y_test, logits)
     probabilities = sigmoid(logits.astype("float64"))
     write_json(args.metrics, metrics)

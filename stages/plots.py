@@ -13,28 +13,40 @@ from imdb_sentiment import cli
 
 cli.quiet_tensorflow()
 
-import keras  # noqa: E402
-
-import imdb_sentiment.custom_objects  # noqa: E402,F401
 from imdb_sentiment import plotting  # noqa: E402
 from imdb_sentiment.data import CLASS_NAMES  # noqa: E402
 from imdb_sentiment.explain import attention_maps, pick_examples, token_importance  # noqa: E402
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.outputs import atomic_path  # noqa: E402
+from imdb_sentiment.saving import load_classifier  # noqa: E402
 from imdb_sentiment.vectorized import load_split, load_vocabulary  # noqa: E402
-from imdb_sentiment.history import from_csv  # noqa: E402
 
 
-def _read_csv(path: Path) -> list[dict]:
+def _read_csv(path: Path, delimiter: str = ",") -> list[dict]:
     if not path.is_file():
         raise PipelineError(f"{path} does not exist; run the stage that writes it first")
     with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(f, delimiter=delimiter))
+
+
+def training_history(live: Path) -> dict[str, dict[str, list[float]]]:
+    """Each fit's per-epoch figures as dvclive logged them (``plots/metrics/<fit>/<metric>.tsv``):
+    {fit: {metric: [value of epoch 1, 2, ...]}}, the fits in the order they ran."""
+    metrics = live / "plots" / "metrics"
+    if not metrics.is_dir():
+        raise PipelineError(f"{metrics} does not exist; run the train stage first")
+    fits = sorted((d for d in metrics.iterdir() if d.is_dir()), key=lambda d: FIT_ORDER.index(d.name)
+                  if d.name in FIT_ORDER else len(FIT_ORDER))
+    return {fit.name: {tsv.stem: [float(row[tsv.stem]) for row in _read_csv(tsv, "\t")]
+                       for tsv in sorted(fit.glob("*.tsv"))} for fit in fits}
+
+
+FIT_ORDER = ("supervised", "self_trained", "refit")
 
 
 def attention_figures(model_path: Path, vectorized: Path, predictions: list[dict], folder: Path) -> None:
     """Attention heatmaps of a correct positive, a correct negative and a misclassified review."""
-    model = keras.saving.load_model(model_path)
+    model = load_classifier(model_path)
     x, y, ids = load_split(vectorized, "test")
     vocabulary = load_vocabulary(vectorized)
     probability = {row["id"]: float(row["probability"]) for row in predictions}
@@ -49,16 +61,16 @@ def attention_figures(model_path: Path, vectorized: Path, predictions: list[dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("history", type=Path)
+    parser.add_argument("live", type=Path, help="dvclive folder written by the train stage")
     parser.add_argument("roc", type=Path)
     parser.add_argument("predictions", type=Path)
     parser.add_argument("metrics", type=Path)
-    parser.add_argument("model", type=Path, help="the trained model (.keras)")
+    parser.add_argument("model", type=Path, help="model folder written by the train stage")
     parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
     parser.add_argument("figures", type=Path, help="folder for the PNG files")
     args = parser.parse_args()
     start = time.perf_counter()
-    history = from_csv(args.history.read_text(encoding="utf-8"))
+    history = training_history(args.live)
     roc = [{k: float(v) for k, v in row.items()} for row in _read_csv(args.roc)]
     predictions = _read_csv(args.predictions)
     auc = json.loads(args.metrics.read_text(encoding="utf-8"))["roc_auc"]

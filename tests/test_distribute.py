@@ -67,7 +67,7 @@ def test_a_valid_tf_config_is_accepted():
 def test_train_stage_without_tf_config_fails_before_training(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_raw(distribute="multi_worker")))
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    arguments = ["vectorized", "model", "history.csv", "train.json", "run.json"]
+    arguments = ["vectorized", "model", "train", "run.json"]
     result = subprocess.run([sys.executable, str(PROJECT / "stages" / "train.py"), *arguments], cwd=tmp_path, env=env,
                             capture_output=True, text=True)
     assert result.returncode == 1

@@ -1,5 +1,6 @@
-"""The classifier and the export model: padding invariance, the use_mask switch, saving and
-loading in a fresh process, one sigmoid in the export model, reproducible training."""
+"""The classifier and the saved model: padding invariance, the use_mask switch, saving and
+loading in a fresh process (the SavedModel in one that cannot import this package), one sigmoid
+in the served probability, weights saved once and without optimizer state, reproducible training."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
-from imdb_sentiment.export import build_export_model  # noqa: E402
 from imdb_sentiment.model import build_model, compile_model  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
+from imdb_sentiment.saving import load_classifier, save_model  # noqa: E402
 from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding  # noqa: E402
 from imdb_sentiment.training import kept_epoch, train  # noqa: E402
 from imdb_sentiment.text import adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
@@ -106,8 +107,9 @@ LABELS = np.array([1, 0, 1, 0, 1, 0])
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory):
-    """A trained classifier and its export model, saved; their predictions in this process and
-    in a fresh one that imports only the package."""
+    """A trained (compiled) classifier saved by :func:`save_model`; its outputs in this process,
+    the classifier loaded in a fresh process, and the SavedModel served in a fresh process that
+    cannot import this package."""
     tmp = tmp_path_factory.mktemp("models")
     keras.utils.set_random_seed(2)
     params = make_params(sequence_length=16)
@@ -118,29 +120,36 @@ def saved_models(tmp_path_factory):
     model = build_model(params, len(vocab))
     compile_model(model, learning_rate=0.01)
     model.fit(x, LABELS.astype("float32")[:, None], epochs=2, batch_size=3, verbose=0)
-    export = build_export_model(model, vocab, params.sequence_length)
-    model.save(tmp / "model.keras")
-    export.save(tmp / "export.keras")
+    save_model(model, vocab, params.sequence_length, params.ngrams, tmp / "model")
     np.save(tmp / "tokens.npy", x)
     (tmp / "reviews.json").write_text(json.dumps(TEXTS))
-    _finish(_python("""
-        import json
-        import keras
-        import imdb_sentiment.custom_objects
+    classifier = _python("""
+        import numpy as np
+        from imdb_sentiment.saving import load_classifier
+        np.save("loaded_logits.npy", load_classifier("model").predict(np.load("tokens.npy"), verbose=0))
+    """, cwd=tmp)
+    served = _python("""
+        import json, sys
+        sys.modules["imdb_sentiment"] = None  # as on a server that has TensorFlow only
+        try:
+            import imdb_sentiment
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("the package is importable")
         import numpy as np
         import tensorflow as tf
-        model = keras.saving.load_model("model.keras")
-        export = keras.saving.load_model("export.keras")
-        np.save("loaded_logits.npy", model.predict(np.load("tokens.npy"), verbose=0))
+        serve = tf.saved_model.load("model").signatures["serving_default"]
         reviews = json.load(open("reviews.json"))
-        np.save("loaded_probabilities.npy", export.predict(tf.constant(reviews)[:, None], verbose=0))
-    """, cwd=tmp))
+        np.save("served.npy", serve(reviews=tf.constant(reviews))["probability"].numpy())
+    """, cwd=tmp)
+    _finish(classifier)
+    _finish(served)
     return {
-        "model": model, "export": export, "vectorizer": vectorizer, "x": x,
+        "model": model, "vectorizer": vectorizer, "x": x, "folder": tmp / "model", "weights": model.weights,
         "logits": model.predict(x, verbose=0),
-        "probabilities": export.predict(tf.constant(TEXTS)[:, None], verbose=0),
         "loaded_logits": np.load(tmp / "loaded_logits.npy"),
-        "loaded_probabilities": np.load(tmp / "loaded_probabilities.npy"),
+        "served": np.load(tmp / "served.npy"),
     }
 
 
@@ -151,23 +160,39 @@ def test_classifier_saves_and_loads_in_a_fresh_process(saved_models):
     assert np.ptp(logits) > 1e-3  # distinct outputs, so a wrongly restored model would show
 
 
-def test_export_model_applies_the_sigmoid_exactly_once(saved_models):
-    probabilities = saved_models["probabilities"]
+def test_saved_model_serves_raw_text_without_the_package_with_one_sigmoid(saved_models):
+    served = saved_models["served"]
     tokens = vectorize(saved_models["vectorizer"], TEXTS)
     np.testing.assert_array_equal(tokens, saved_models["x"])
-    logits = saved_models["model"](tokens, training=False).numpy()
+    logits = saved_models["model"](tokens, training=False).numpy()[:, 0]
     sigmoid = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    assert probabilities.shape == (len(TEXTS), 1)
-    np.testing.assert_allclose(probabilities, sigmoid, atol=1e-6, rtol=0)
+    assert served.shape == (len(TEXTS),)
+    np.testing.assert_allclose(served, sigmoid, atol=1e-6, rtol=0)  # each batch padded to its longest only
     twice = 1.0 / (1.0 + np.exp(-sigmoid))
-    assert np.abs(probabilities - twice).max() > 1e-3
-    assert np.all((probabilities > 0) & (probabilities < 1))
+    assert np.abs(served - twice).max() > 1e-3
+    assert np.all((served > 0) & (served < 1))
 
 
-def test_export_model_saves_and_loads_in_a_fresh_process(saved_models):
-    np.testing.assert_allclose(saved_models["loaded_probabilities"], saved_models["probabilities"],
-                               atol=1e-6, rtol=0)
-    assert saved_models["export"].inputs[0].dtype == "string"
+def test_saved_model_holds_the_weights_once_and_no_optimizer_state(saved_models):
+    folder = saved_models["folder"]
+    weight_bytes = sum(int(np.prod(w.shape)) * 4 for w in saved_models["weights"])
+    stored = tf.train.list_variables(str(folder / "variables" / "variables"))
+    assert sorted(shape for _, shape in stored if shape) == sorted(list(w.shape) for w in saved_models["weights"])
+    assert not any("optimizer" in name for name, _ in stored)
+    # the weights, plus a few KiB describing the object graph (constant, whatever the weights' size)
+    assert (folder / "variables" / "variables.data-00000-of-00001").stat().st_size < weight_bytes + 16384
+    assert not (folder / "assets").exists()
+
+
+def test_loading_a_folder_that_is_no_model_names_it(tmp_path):
+    from imdb_sentiment.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=f"model {tmp_path} not found"):
+        load_classifier(tmp_path)
+    (tmp_path / "saved_model.pb").write_text("not a SavedModel\n")
+    (tmp_path / "classifier.json").write_text("{}\n")
+    with pytest.raises(PipelineError, match="not a valid model folder"):
+        load_classifier(tmp_path)
 
 
 def test_training_is_reproducible_across_processes(tmp_path):
@@ -244,12 +269,12 @@ def test_model_with_bigrams_and_position_embedding_saves_and_loads_in_a_fresh_pr
     keras.utils.set_random_seed(4)
     model = build_model(make_params(position_embedding=kind, bigram_buckets=300), VOCAB)
     x = _padded(_reviews(), 40)
-    model.save(tmp_path / "model.keras")
+    save_model(model, ["", "[UNK]"] + [f"w{i}" for i in range(VOCAB - 2)], 40, 1, tmp_path / "model")
     np.save(tmp_path / "x.npy", x)
     _finish(_python("""
-        import keras, numpy as np
-        import imdb_sentiment.custom_objects
-        np.save("loaded.npy", keras.saving.load_model("model.keras").predict(np.load("x.npy"), verbose=0))
+        import numpy as np
+        from imdb_sentiment.saving import load_classifier
+        np.save("loaded.npy", load_classifier("model").predict(np.load("x.npy"), verbose=0))
     """, cwd=tmp_path))
     np.testing.assert_allclose(np.load(tmp_path / "loaded.npy"), model.predict(x, verbose=0), atol=1e-6)
 

@@ -27,12 +27,16 @@ def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([a-z]+)'", output))
 
 
+TRAIN_SUMMARY = "reports/train/metrics.json"
+TRAIN_CURVES = "reports/train/plots/metrics"
+
+
 def without_timing(lock_text: str) -> dict:
-    """dvc.lock without the hash of reports/train.json, whose fit_seconds is the one figure
+    """dvc.lock without the hash of the train summary, whose fit_seconds is the one figure
     that differs between identical runs (the rest of that file is compared on its own)."""
     lock = yaml.safe_load(lock_text)
     for out in lock["stages"]["train"]["outs"]:
-        if out["path"] == "reports/train.json":
+        if out["path"] == TRAIN_SUMMARY:
             out.pop("md5"), out.pop("size")
     return lock
 
@@ -88,27 +92,39 @@ def test_vectorize_writes_token_ids_vocabulary_and_stats(repo):
     assert 0 <= stats["oov_share"] < 1 and 0 <= stats["truncated_share"] <= 1
 
 
-def test_train_writes_models_history_and_what_it_ran_with(repo):
+def curve(repo, fit: str, metric: str) -> list[float]:
+    """One of dvclive's per-epoch files: rows of step (the epoch) and value."""
+    rows = list(csv.DictReader((repo / TRAIN_CURVES / fit / f"{metric}.tsv").open(), delimiter="\t"))
+    assert [int(row["step"]) for row in rows] == list(range(1, len(rows) + 1))
+    return [float(row[metric]) for row in rows]
+
+
+def test_train_writes_the_model_dvclive_curves_and_what_it_ran_with(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    assert (repo / "data/model/model.keras").stat().st_size > 0
-    assert (repo / "data/model/export.keras").stat().st_size > 0
-    lines = (repo / "reports/history.csv").read_text().splitlines()
-    assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
-    summary = json.loads((repo / "reports/train.json").read_text())
-    assert set(summary) == {"val_loss", "val_accuracy", "fit_seconds"}
+    model = repo / "data/model"
+    assert sorted(p.name for p in model.iterdir()) == ["classifier.json", "fingerprint.pb", "saved_model.pb",
+                                                        "variables"]
     facts = json.loads((repo / "reports/run.json").read_text())
-    assert len(lines) == 1 + facts["epochs_run"]
     assert 1 <= facts["epoch_kept"] <= facts["epochs_run"] <= params["epochs"]
-    kept = dict(zip(lines[0].split(","), lines[facts["epoch_kept"]].split(",")))
-    assert summary["val_loss"] == pytest.approx(float(kept["val_loss"]), rel=1e-5)
+    summary = json.loads((repo / TRAIN_SUMMARY).read_text())
+    assert set(summary) == {"supervised", "self_trained", "val_loss", "val_accuracy", "fit_seconds", "step"}
+    assert summary["step"] == facts["epochs_run"]  # the last epoch of the last fit
+    for fit in ("supervised", "self_trained"):  # both fits' curves are kept
+        assert set(summary[fit]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+        for metric in summary[fit]:
+            values = curve(repo, fit, metric)
+            assert len(values) == facts["epochs_run"] and values[-1] == summary[fit][metric]
+    assert summary["val_loss"] == curve(repo, "self_trained", "val_loss")[facts["epoch_kept"] - 1]
+    assert summary["val_accuracy"] == summary["self_trained"]["val_accuracy"]
     stats = json.loads((repo / "reports/vectorize.json").read_text())
     assert params["pseudo_label_confidence"] > 0  # self-training on: some unlabeled reviews join
     assert 0 < facts["pseudo_labelled_reviews"] <= stats["reviews"]["unlabeled"]
     assert facts["trained_on_reviews"] == stats["reviews"]["train"] + facts["pseudo_labelled_reviews"]
-    import keras, numpy, tensorflow  # noqa: E401  the versions this interpreter has
+    import dvclive, keras, numpy, tensorflow  # noqa: E401  the versions this interpreter has
     assert facts["versions"] == {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
                                  "keras": keras.__version__, "numpy": numpy.__version__,
-                                 "dvc": run(["dvc", "--version"], repo).stdout.strip()}
+                                 "dvc": run(["dvc", "--version"], repo).stdout.strip(),
+                                 "dvclive": dvclive.__version__}
 
 
 def test_evaluate_writes_metrics_roc_and_predictions(repo):
@@ -149,7 +165,8 @@ def test_a_teammate_pulls_every_output_from_a_shared_remote(repo, tmp_path):
     run(["dvc", "pull"], clone)
     assert run(["dvc", "status"], clone).stdout.strip() == "Data and pipelines are up to date."
     assert ran(run(["dvc", "repro"], clone).stdout) == set()
-    result = run(["predict", "--json", "--model", "data/model/export.keras", "A wonderful, moving film."], clone)
+    # From a folder inside the clone, without --model: the clone's model
+    result = run(["predict", "--json", "A wonderful, moving film."], clone / "reports")
     assert json.loads(result.stdout)["label"] in ("positive", "negative")
 
 
@@ -162,7 +179,7 @@ def test_experiment_reruns_only_what_depends_on_num_heads(repo):
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     changed = diff["reports/metrics.json"]
     assert changed["loss"]["old"] == before["loss"] and changed["loss"]["new"] == after["loss"]
-    assert set(diff) == {"reports/metrics.json", "reports/train.json"}  # dataset statistics are no metrics
+    assert set(diff) == {"reports/metrics.json", TRAIN_SUMMARY}  # dataset statistics are no metrics
     shown = run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).stdout
     assert "num_heads" in shown and "accuracy" in shown
 
@@ -182,7 +199,8 @@ def restore_last_good_outputs(repo) -> None:
 ])
 def test_bad_params_fail_before_any_output_is_removed(repo, override, message):
     restore_last_good_outputs(repo)
-    outputs = ["data/model/model.keras", "reports/train.json", "reports/history.csv", "reports/metrics.json"]
+    outputs = ["data/model/variables/variables.data-00000-of-00001", TRAIN_SUMMARY,
+               f"{TRAIN_CURVES}/supervised/loss.tsv", "reports/metrics.json"]
     before = {path: (repo / path).read_bytes() for path in outputs}
     result = run(["dvc", "exp", "run", "-S", override], repo, check=False)
     assert result.returncode != 0
@@ -199,11 +217,11 @@ def test_two_runs_from_scratch_give_identical_outputs(repo, tmp_path, tiny_archi
     run(["dvc", "repro"], other)
     assert without_timing((other / "dvc.lock").read_text()) == without_timing(
         run(["git", "show", "HEAD:dvc.lock"], repo).stdout)
-    for report in ("metrics.json", "history.csv", "roc.csv"):
+    for report in ("metrics.json", "roc.csv", "train/plots/metrics/self_trained/val_loss.tsv"):
         committed = run(["git", "show", f"HEAD:reports/{report}"], repo).stdout
         assert (other / "reports" / report).read_text() == committed
-    assert train_summary((other / "reports/train.json").read_text()) == train_summary(
-        run(["git", "show", "HEAD:reports/train.json"], repo).stdout)
+    assert train_summary((other / TRAIN_SUMMARY).read_text()) == train_summary(
+        run(["git", "show", f"HEAD:{TRAIN_SUMMARY}"], repo).stdout)
 
 
 KILL_HOOK = '''
@@ -249,6 +267,10 @@ def test_a_stage_killed_mid_work_leaves_no_output_and_repro_recovers(repo, tmp_p
         assert result.returncode != 0 and f"Running stage '{stage}'" in result.stdout, result.stdout
         outs = [next(iter(o)) if isinstance(o, dict) else o
                 for key in ("outs", "metrics", "plots") for o in stages[stage].get(key, [])]
+        if stage == "train":  # dvclive's log is written as training goes: only whole epochs, no result
+            summary = json.loads((crashed / TRAIN_SUMMARY).read_text())
+            assert "val_accuracy" not in summary and summary["supervised"]["loss"] > 0, summary
+            outs = [out for out in outs if not out.startswith("reports/train/")]
         for out in outs:
             assert not (crashed / out).exists(), f"{stage} killed, yet {out} exists"
     run(["dvc", "repro"], crashed)

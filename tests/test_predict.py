@@ -19,13 +19,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
 from imdb_sentiment import predict  # noqa: E402
-from imdb_sentiment.export import build_export_model  # noqa: E402
 from imdb_sentiment.model import build_model, compile_model  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
+from imdb_sentiment.saving import save_model  # noqa: E402
 from imdb_sentiment.text import adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -45,7 +44,7 @@ def make_params(**overrides):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
-    """A classifier trained one short epoch, saved as model.keras and as export.keras."""
+    """A classifier trained one short epoch, saved as the train stage saves it."""
     tmp = tmp_path_factory.mktemp("predict")
     keras.utils.set_random_seed(5)
     params = make_params()
@@ -56,13 +55,13 @@ def models(tmp_path_factory) -> dict[str, Path]:
     model = build_model(params, len(vocab))
     compile_model(model, learning_rate=0.05)
     model.fit(vectorize(vectorizer, texts), labels, epochs=params.epochs, batch_size=params.batch_size, verbose=0)
-    export = build_export_model(model, vocab, params.sequence_length)
-    model.save(tmp / "model.keras")
-    export.save(tmp / "export.keras")
-    not_a_model = tmp / "x.keras"
-    not_a_model.write_text("this is a text file, not a model\n")
-    return {"export": tmp / "export.keras", "model": tmp / "model.keras", "not_a_model": not_a_model,
-            "probabilities": export.predict(tf.constant(texts)[:, None], verbose=0).ravel(), "texts": texts}
+    save_model(model, vocab, params.sequence_length, params.ngrams, tmp / "model")
+    not_a_model = tmp / "not_a_model"
+    not_a_model.mkdir()
+    (not_a_model / "saved_model.pb").write_text("this is a text file, not a model\n")
+    logits = model.predict(vectorize(vectorizer, texts), verbose=0).ravel()
+    return {"export": tmp / "model", "not_a_model": not_a_model,
+            "probabilities": 1.0 / (1.0 + np.exp(-logits)), "texts": texts}
 
 
 def start_cli(args: list[str], stdin: bytes, tmp: Path) -> subprocess.Popen:
@@ -116,6 +115,8 @@ def _check_plain(out: str, reviews: list[str]) -> list[float]:
         label, probability, text = line.split("\t", 2)
         assert text == review
         assert label in ("positive", "negative")
+        assert probability.startswith("P(positive)=")
+        probability = probability.removeprefix("P(positive)=")
         p = float(probability)
         assert 0.0 <= p <= 1.0
         assert len(probability.split(".")[1]) == 4
@@ -152,8 +153,8 @@ def test_stdin_one_review_a_line_non_utf8_replaced_with_a_warning(cli):
     assert [row["review"] for row in rows] == [
         "a great film \ufffd\ufffd with a great cast", "awful \ufffd( boring", "I hated it, boring and awful"]
     for row in rows:
-        assert 0.0 <= row["probability"] <= 1.0
-        assert row["label"] == ("positive" if row["probability"] >= 0.5 else "negative")
+        assert 0.0 <= row["p_positive"] <= 1.0
+        assert row["label"] == ("positive" if row["p_positive"] >= 0.5 else "negative")
 
 
 def test_no_arguments_and_empty_stdin_is_a_one_line_error(cli):
@@ -169,12 +170,12 @@ def test_json_prints_one_object_a_line(models, capsys, monkeypatch):
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert [row["review"] for row in rows] == reviews
-    assert set(rows[0]) == {"label", "probability", "review"}
-    probabilities = [row["probability"] for row in rows]
+    assert set(rows[0]) == {"label", "p_positive", "review"}
+    probabilities = [row["p_positive"] for row in rows]
     assert all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in probabilities)
     np.testing.assert_allclose(probabilities, models["probabilities"], atol=1e-6)
     for row in rows:
-        assert row["label"] == ("positive" if row["probability"] >= 0.5 else "negative")
+        assert row["label"] == ("positive" if row["p_positive"] >= 0.5 else "negative")
     assert {row["label"] for row in rows} == {"positive", "negative"}  # both sides of the threshold
 
 
@@ -193,7 +194,7 @@ def test_very_long_review_works(models, capsys, monkeypatch):
     code, out, err = run_main(["--json", "--model", str(models["export"]), review], capsys, monkeypatch)
     assert code == 0, err
     (row,) = [json.loads(line) for line in out.splitlines()]
-    assert row["review"] == review and 0.0 <= row["probability"] <= 1.0
+    assert row["review"] == review and 0.0 <= row["p_positive"] <= 1.0
 
 
 @pytest.mark.parametrize("review", ["", "   "], ids=["empty", "blank"])
@@ -224,24 +225,52 @@ def test_reviews_and_file_together_is_an_error(models, tmp_path, capsys, monkeyp
 
 
 def test_missing_model_names_the_path(tmp_path, capsys, monkeypatch):
-    missing = tmp_path / "nowhere" / "export.keras"
+    missing = tmp_path / "nowhere" / "model"
     line = _one_line_error(*run_main(["--model", str(missing), "a great film"], capsys, monkeypatch))
     assert str(missing) in line and "not found" in line
 
 
-def test_missing_default_model_names_its_path(tmp_path, capsys, monkeypatch):
+def test_outside_a_clone_without_model_says_how_to_point_at_one(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     line = _one_line_error(*run_main(["a great film"], capsys, monkeypatch))
-    assert "data/model/export.keras" in line and "not found" in line
+    assert "not inside the project's clone" in line and "--model PATH" in line
+
+
+def test_the_clone_s_model_is_found_from_any_folder_inside_it(models, tmp_path, capsys, monkeypatch):
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    deep = tmp_path / "reports" / "figures"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    line = _one_line_error(*run_main(["a great film"], capsys, monkeypatch))
+    assert f"model {tmp_path / 'data/model'} not found" in line and "dvc repro train" in line
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "model").symlink_to(models["export"])
+    code, out, err = run_main(["--json", *models["texts"][:2]], capsys, monkeypatch)
+    assert code == 0, err
+    np.testing.assert_allclose([json.loads(line)["p_positive"] for line in out.splitlines()],
+                               models["probabilities"][:2], atol=1e-6)
 
 
 def test_file_that_is_not_a_model_is_an_error(models, capsys, monkeypatch):
     path = models["not_a_model"]
     line = _one_line_error(*run_main(["--model", str(path), "a great film"], capsys, monkeypatch))
-    assert str(path) in line and "not a valid export model" in line
+    assert str(path) in line and "not a valid model folder" in line
 
 
-def test_token_id_model_is_refused_with_a_pointer_to_the_export_model(models, capsys, monkeypatch):
-    path = models["model"]
-    line = _one_line_error(*run_main(["--model", str(path), "a great film"], capsys, monkeypatch))
-    assert str(path) in line and "use the export model" in line and "export.keras" in line
+def test_help_names_p_positive_and_the_cut_at_sequence_length(capsys):
+    with pytest.raises(SystemExit):
+        predict.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "P(positive)" in text and "sequence_length" in text and "cut" in text
+
+
+def test_length_batches_group_similar_lengths_within_the_token_budget():
+    lengths = [5, 800, 7, 6, 790, 3] + [8] * 3000
+    batches = predict.length_batches(lengths)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) * max(lengths[i] for i in batch) <= predict.TOKENS_PER_BATCH or len(batch) == 1
+        assert len(batch) <= predict.MAX_BATCH
+    assert batches[0][0] == 5  # shortest first
+    assert len(batches) < 12  # short reviews share batches

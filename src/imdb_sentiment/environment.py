@@ -6,7 +6,7 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-PACKAGES = ("tensorflow", "keras", "numpy", "dvc")
+PACKAGES = ("tensorflow", "keras", "numpy", "dvc", "dvclive")
 
 
 def _version(package: str) -> str:

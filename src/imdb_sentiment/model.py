@@ -7,12 +7,9 @@ The averaging is the attention layer's ``pool_queries``: the same numbers as a
 
 from __future__ import annotations
 
-import json
-import zipfile
-from pathlib import Path
-
 import keras
 import numpy as np
+from tqdm import tqdm
 
 from imdb_sentiment.attention import CustomMultiheadAttention
 from imdb_sentiment.optimizer import LazyAdamW
@@ -72,53 +69,18 @@ def compile_model(model: keras.Model, learning_rate: float, decay_steps: int = 0
     )
 
 
-def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 256, progress: str = "") -> np.ndarray:
     """The model's logits for ``x`` in its order; for a model that masks padding, computed in
-    batches of similar length cut to their longest review (as ``training.batches`` does)."""
+    batches of similar length cut to their longest review (as ``training.batches`` does).
+    ``progress``: a label for a progress bar on a terminal's stderr ("" for none)."""
     if not model.get_layer("embedding").mask_zero:
         return model.predict(x, batch_size=batch_size, verbose=0).ravel()
     lengths = np.count_nonzero(x != PAD, axis=1)
     order = np.argsort(lengths, kind="stable")
     logits = np.empty(len(x), dtype=np.float32)
-    for start in range(0, len(x), batch_size):
+    starts = range(0, len(x), batch_size)
+    for start in tqdm(starts, desc=progress, unit="batch", disable=None if progress else True, leave=False):
         rows = order[start:start + batch_size]
         width = -(-max(int(lengths[rows].max()), 1) // LENGTH_STEP) * LENGTH_STEP  # few distinct shapes
         logits[rows] = np.asarray(model.predict_on_batch(x[rows, :width])).ravel()
     return logits
-
-
-def _renumber_shared_objects(node, ids: dict) -> None:
-    """Replace each ``shared_object_id`` (a Python ``id()``, new in every process) by its rank."""
-    if isinstance(node, dict):
-        if "shared_object_id" in node:
-            node["shared_object_id"] = ids.setdefault(node["shared_object_id"], len(ids))
-        for value in node.values():
-            _renumber_shared_objects(value, ids)
-    elif isinstance(node, list):
-        for value in node:
-            _renumber_shared_objects(value, ids)
-
-
-def save_model(model: keras.Model, path: Path) -> None:
-    """Save as .keras with the same bytes for the same model, whenever and wherever it is saved.
-
-    Keras stamps the save time into the archive (``date_saved``, the zip entries' dates) and
-    memory addresses into the config (``shared_object_id``); without this, two identical
-    training runs would give files with different DVC hashes.
-    """
-    model.save(path)
-    with zipfile.ZipFile(path) as saved:
-        entries = [(info, saved.read(info)) for info in saved.infolist()]
-    with zipfile.ZipFile(path, "w") as fixed:
-        for info, data in entries:
-            if info.filename == "metadata.json":
-                metadata = json.loads(data)
-                metadata.pop("date_saved", None)
-                data = json.dumps(metadata).encode()
-            elif info.filename == "config.json":
-                config = json.loads(data)
-                _renumber_shared_objects(config, {})
-                data = json.dumps(config).encode()
-            entry = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
-            fixed.writestr(entry, data)

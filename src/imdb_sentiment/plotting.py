@@ -19,18 +19,25 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def training_curves(history: list[dict], path: Path) -> None:
-    """Loss and accuracy per epoch, training against validation, in two panels."""
-    epochs = [row["epoch"] for row in history]
+FIT_STYLES = {"supervised": "--", "self_trained": "-", "refit": ":"}
+
+
+def training_curves(history: dict[str, dict[str, list[float]]], path: Path) -> None:
+    """Loss and accuracy per epoch, training against validation, in two panels; one line style
+    a fit ({fit: {metric: values}}: the first model, the self-trained one, a refit)."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric, title in ((loss_ax, "loss", "Loss"), (acc_ax, "accuracy", "Accuracy")):
-        ax.plot(epochs, [row[metric] for row in history], "o-", label="training")
-        ax.plot(epochs, [row[f"val_{metric}"] for row in history], "o-", label="validation")
+        for fit, curves in history.items():
+            style, name = FIT_STYLES.get(fit, "-."), fit.replace("_", "-")
+            for key, label, color in ((metric, "training", "C0"), (f"val_{metric}", "validation", "C1")):
+                if key in curves:
+                    epochs = range(1, len(curves[key]) + 1)
+                    ax.plot(epochs, curves[key], style, marker="o", color=color, label=f"{label} ({name})")
         ax.set_title(f"Training and validation {title.lower()}")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(title)
-        ax.legend()
+        ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     _save(fig, path)
 

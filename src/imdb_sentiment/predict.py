@@ -1,8 +1,11 @@
-"""`predict`: classify movie reviews with the export model written by the train stage.
+"""`predict`: classify movie reviews with the model the train stage saved (its SavedModel).
 
     predict "This movie was wonderful." "Two hours I will never get back."
     predict --file reviews.txt --json        # one review a line
     cat reviews.txt | predict                # one review a line on stdin
+
+Reviews are classified in batches of similar length, each padded only to its longest review,
+so short reviews cost little however many there are.
 """
 
 from __future__ import annotations
@@ -16,17 +19,23 @@ from pathlib import Path
 from imdb_sentiment.cli import quiet_tensorflow
 from imdb_sentiment.errors import PipelineError
 
-DEFAULT_MODEL = Path("data/model/export.keras")
+MODEL = Path("data/model")  # inside the project's clone
+TOKENS_PER_BATCH = 16_384  # a batch's reviews x its longest review: bounds the attention's memory
+MAX_BATCH = 512
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="predict", description="Classify movie reviews as positive or negative.",
+        prog="predict",
+        description="Classify movie reviews as positive or negative, with P(positive): the model's "
+                    "probability that a review is positive (on negative ones too). Only a review's first "
+                    "sequence_length tokens count (params.yaml; 800 by default); the rest is cut.",
     )
     parser.add_argument("reviews", nargs="*", metavar="REVIEW", help="review texts (default: read stdin)")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"export model (default: {DEFAULT_MODEL})")
+    parser.add_argument("--model", type=Path, help=f"model folder written by the train stage (default: {MODEL} "
+                                                   "of the clone this is run in, from any folder inside it)")
     parser.add_argument("--file", type=Path, help="read reviews from this file, one a line")
-    parser.add_argument("--json", action="store_true", help="print one JSON object a line")
+    parser.add_argument("--json", action="store_true", help='print one JSON object a line: label, p_positive, review')
     return parser.parse_args(argv)
 
 
@@ -57,20 +66,26 @@ def read_reviews(args: argparse.Namespace) -> list[str]:
     return reviews
 
 
-def load_export_model(path: Path):
-    if not path.is_file():
-        raise PipelineError(f"model {path} not found; run `dvc repro` to train it, or pass --model PATH")
-    import keras
+def project_root(start: Path) -> Path | None:
+    """The DVC project ``start`` is in (the nearest folder up with ``dvc.yaml`` and ``.dvc/``)."""
+    for folder in (start, *start.parents):
+        if (folder / "dvc.yaml").is_file() and (folder / ".dvc").is_dir():
+            return folder
+    return None
 
-    import imdb_sentiment.custom_objects  # noqa: F401
 
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as exc:  # Keras raises many types for a file that is not a model
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PipelineError(f"{path} is not a valid export model ({first_line})") from exc
-    if len(model.inputs) != 1 or model.inputs[0].dtype != "string":
-        raise PipelineError(f"{path} takes token ids, not text; use the export model ({DEFAULT_MODEL.name})")
+def model_folder(given: Path | None) -> Path:
+    """``--model``, or the model of the project the current folder is in."""
+    if given is not None:
+        return given
+    root = project_root(Path.cwd().resolve())
+    if root is None:
+        raise PipelineError(f"not inside the project's clone, so no default model: pass --model PATH "
+                            f"(the {MODEL} folder the train stage wrote)")
+    model = root / MODEL
+    if not (model / "saved_model.pb").is_file():
+        raise PipelineError(f"model {model} not found; run `dvc repro train` in {root} to train it "
+                            f"(or `dvc pull`), or pass --model PATH")
     return model
 
 
@@ -80,15 +95,37 @@ def words_per_review(reviews: list[str]) -> list[int]:
     return [int(n) for n in token_counts(reviews)]
 
 
-def classify(model, reviews: list[str]) -> list[float]:
+def length_batches(lengths: list[int]) -> list[list[int]]:
+    """Indices of the reviews in batches of similar length, shortest first, each at most
+    :data:`TOKENS_PER_BATCH` tokens once padded to its longest review."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches, batch = [], []
+    for index in order:
+        if batch and (len(batch) + 1) * lengths[index] > TOKENS_PER_BATCH or len(batch) == MAX_BATCH:
+            batches.append(batch)
+            batch = []
+        batch.append(index)
+    return batches + [batch] if batch else batches
+
+
+def classify(serving, reviews: list[str]) -> list[float]:
+    """P(positive) of each review, through the SavedModel's ``serve``."""
     import numpy as np
     import tensorflow as tf
+    from tqdm import tqdm
 
-    for number, count in enumerate(words_per_review(reviews), 1):
+    lengths = words_per_review(reviews)
+    for number, count in enumerate(lengths, 1):
         if count == 0:
             raise PipelineError(f"review {number} has no words once punctuation is removed")
-    probabilities = model.predict(tf.constant(reviews)[:, None], batch_size=256, verbose=0)
-    return [float(p) for p in np.ravel(probabilities)]
+    probabilities = np.empty(len(reviews), dtype=np.float32)
+    batches = length_batches(lengths)
+    with tqdm(total=len(reviews), unit="review", disable=None if len(batches) > 1 else True, leave=False) as bar:
+        for batch in batches:
+            out = serving.serve(tf.constant([reviews[i] for i in batch]))["probability"]
+            probabilities[batch] = out.numpy()
+            bar.update(len(batch))
+    return [float(p) for p in probabilities]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,17 +136,19 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         reviews = read_reviews(args)
-        model = load_export_model(args.model)
-        probabilities = classify(model, reviews)
+        folder = model_folder(args.model)
+        from imdb_sentiment.saving import load_serving
+
+        probabilities = classify(load_serving(folder), reviews)
     except PipelineError as exc:
         print(f"predict: error: {exc}", file=sys.stderr)
         sys.exit(1)
     for review, probability in zip(reviews, probabilities):
         label = "positive" if probability >= 0.5 else "negative"
         if args.json:
-            print(json.dumps({"label": label, "probability": round(probability, 6), "review": review}))
+            print(json.dumps({"label": label, "p_positive": round(probability, 6), "review": review}))
         else:
-            print(f"{label}\t{probability:.4f}\t{review}")
+            print(f"{label}\tP(positive)={probability:.4f}\t{review}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Training: seeding for reproducible runs, the input pipeline, the fit itself (on the devices
-and in the precision of :mod:`imdb_sentiment.distribute`)."""
+and in the precision of :mod:`imdb_sentiment.distribute`), logged epoch by epoch to dvclive."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imdb_sentiment import history
 from imdb_sentiment.distribute import check_batch_size, strategy_for, use_precision
 from imdb_sentiment.model import LENGTH_STEP, build_model, compile_model, predict_logits
 from imdb_sentiment.params import Params
 from imdb_sentiment.text import PAD
+
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 def set_seed(seed: int) -> None:
@@ -59,6 +60,45 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = No
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
+class EpochLog:
+    """Where each epoch's figures go: to dvclive, under the fit's name (``supervised/val_loss``,
+    ``self_trained/loss``, ...), the step being the epoch (from 1 in each fit), so that every fit
+    keeps its own curves and ``dvc exp show`` shows a running fit's epoch. ``live`` None: nowhere."""
+
+    def __init__(self, live=None, fit: str = "supervised"):
+        self.live, self.fit = live, fit
+
+    def start(self) -> None:
+        if self.live is not None:
+            self.live.step = 1
+
+    def epoch(self, row: dict) -> None:
+        if self.live is None:
+            return
+        for name in EPOCH_METRICS:
+            if name in row:
+                self.live.log_metric(f"{self.fit}/{name}", round(float(row[name]), 6))
+        self.live.next_step()
+
+
+class _LogEpochs(keras.callbacks.Callback):
+    def __init__(self, log: EpochLog):
+        super().__init__()
+        self.log = log
+
+    def on_train_begin(self, logs=None):
+        self.log.start()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.log.epoch(logs or {})
+
+
+def rows_of(history: dict[str, list[float]]) -> list[dict]:
+    """Rows, one an epoch (counted from 1), from a Keras ``History.history`` mapping."""
+    return [{"epoch": epoch + 1, **{key: float(history[key][epoch]) for key in EPOCH_METRICS}}
+            for epoch in range(len(history["loss"]))]
+
+
 def early_stopping(patience: int) -> list[keras.callbacks.Callback]:
     """Stop once validation loss has not improved for ``patience`` epochs and keep the weights
     of its best epoch, so more epochs never make the saved model worse; 0: train every epoch
@@ -76,7 +116,7 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
     return losses.index(min(losses)) + 1
 
 
-def fit_keras(model, train_data, val_data, epochs: int, patience: int) -> list[dict]:
+def fit_keras(model, train_data, val_data, epochs: int, patience: int, log: EpochLog) -> list[dict]:
     """``epochs`` of ``model.fit``; without ``val_data`` no validation, no early stopping, no rows."""
     # Trimmed batches come from length groups, so their number is unknown until an epoch ends;
     # Keras then says "Your input ran out of data" once. It did not: that is the epoch's end.
@@ -86,13 +126,14 @@ def fit_keras(model, train_data, val_data, epochs: int, patience: int) -> list[d
         validation_data=val_data,
         epochs=epochs,
         shuffle=False,  # the dataset shuffles itself, seeded
-        callbacks=early_stopping(patience) if val_data is not None else [],
+        callbacks=[_LogEpochs(log), *(early_stopping(patience) if val_data is not None else [])],
         verbose=2,
     )
-    return history.from_keras(fit.history) if val_data is not None else []
+    return rows_of(fit.history) if val_data is not None else []
 
 
-def fit_multi_worker(model, strategy, train_data, val_data, epochs: int, patience: int) -> list[dict]:
+def fit_multi_worker(model, strategy, train_data, val_data, epochs: int, patience: int,
+                     log: EpochLog) -> list[dict]:
     """The epochs of :func:`fit_keras` as a loop of ``strategy.run`` steps.
 
     Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
@@ -130,6 +171,7 @@ def fit_multi_worker(model, strategy, train_data, val_data, epochs: int, patienc
         return loss / count, correct / count
 
     rows, best, best_weights, waited = [], float("inf"), None, 0
+    log.start()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         loss, accuracy = run_epoch(train_step, train_data)
@@ -137,10 +179,12 @@ def fit_multi_worker(model, strategy, train_data, val_data, epochs: int, patienc
               f"loss: {loss:.4f}", end="", flush=True)
         if val_data is None:
             print(flush=True)
+            log.epoch({"loss": loss, "accuracy": accuracy})
             continue
         val_loss, val_accuracy = run_epoch(val_step, val_data)
         rows.append({"epoch": epoch, "loss": loss, "accuracy": accuracy, "val_loss": val_loss,
                      "val_accuracy": val_accuracy})
+        log.epoch(rows[-1])
         print(f" - val_accuracy: {val_accuracy:.4f} - val_loss: {val_loss:.4f}", flush=True)
         if patience == 0:
             continue
@@ -177,28 +221,31 @@ def compiled_model(params: Params, vocabulary_size: int, strategy, reviews: int)
     return model
 
 
-def fit(model, strategy, params: Params, x, y, validation, epochs: int, patience: int) -> list[dict]:
+def fit(model, strategy, params: Params, x, y, validation, epochs: int, patience: int,
+        log: EpochLog | None = None) -> list[dict]:
     """Fit on (x, y) for ``epochs``; ``validation``: (x, y) to report on and stop early with, or None."""
     train_data = batches(x, y, params.batch_size, seed=params.seed, trim=params.use_mask)
     val_data = None if validation is None else batches(*validation, params.batch_size, trim=params.use_mask)
+    log = log or EpochLog()
     if params.distribute == "multi_worker":
-        return fit_multi_worker(model, strategy, train_data, val_data, epochs, patience)
-    return fit_keras(model, train_data, val_data, epochs, patience)
+        return fit_multi_worker(model, strategy, train_data, val_data, epochs, patience, log)
+    return fit_keras(model, train_data, val_data, epochs, patience, log)
 
 
 def pseudo_labels(model, x_unlabeled: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """The unlabeled reviews whose predicted class has at least ``confidence`` probability under
     ``model``, with that class as their label (int8)."""
-    logits = predict_logits(model, x_unlabeled)
+    logits = predict_logits(model, x_unlabeled, progress="pseudo-labelling")
     sure = np.abs(logits) >= np.log(confidence / (1.0 - confidence))  # sigmoid(|logit|) >= confidence
     return x_unlabeled[sure], (logits[sure] >= 0).astype(np.int8)
 
 
 def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
-          strategy: tf.distribute.Strategy | None = None, x_unlabeled: np.ndarray | None = None):
+          strategy: tf.distribute.Strategy | None = None, x_unlabeled: np.ndarray | None = None, live=None):
     """Build, compile and fit the classifier; return it, its per-epoch history rows, the epoch
     whose weights it kept and the number of reviews it trained on. ``strategy``: made from
-    ``params.distribute`` if not given.
+    ``params.distribute`` if not given; ``live``: a dvclive ``Live`` that gets every fit's epochs
+    (``supervised``, ``self_trained``, ``refit``).
 
     With ``params.pseudo_label_confidence`` (self-training) and unlabeled reviews, the model is
     then used as a teacher: the unlabeled reviews it is that sure of join the training reviews
@@ -213,21 +260,22 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
     strategy = strategy or strategy_for(params.distribute)  # a cluster forms before other TF work
     check_batch_size(params.batch_size, strategy)
 
-    def fit_fresh_model(x, y):
+    def fit_fresh_model(x, y, name):
         model = compiled_model(params, vocabulary_size, strategy, len(x))
-        rows = fit(model, strategy, params, x, y, (x_val, y_val), params.epochs, params.patience)
+        rows = fit(model, strategy, params, x, y, (x_val, y_val), params.epochs, params.patience,
+                   EpochLog(live, name))
         return model, rows, kept_epoch(rows, params.patience)
 
-    model, rows, kept = fit_fresh_model(x_train, y_train)
+    model, rows, kept = fit_fresh_model(x_train, y_train, "supervised")
     if params.pseudo_label_confidence and x_unlabeled is not None and len(x_unlabeled):
         x_sure, y_sure = pseudo_labels(model, x_unlabeled, params.pseudo_label_confidence)
         print(f"train: {len(x_sure):,} of {len(x_unlabeled):,} unlabeled reviews pseudo-labelled "
               f"(probability >= {params.pseudo_label_confidence})", flush=True)
         if len(x_sure):
             x_train, y_train = np.concatenate([x_train, x_sure]), np.concatenate([y_train, y_sure])
-            model, rows, kept = fit_fresh_model(x_train, y_train)
+            model, rows, kept = fit_fresh_model(x_train, y_train, "self_trained")
     if params.refit:
         x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
         model = compiled_model(params, vocabulary_size, strategy, len(x_train))
-        fit(model, strategy, params, x_train, y_train, None, kept, 0)
+        fit(model, strategy, params, x_train, y_train, None, kept, 0, EpochLog(live, "refit"))
     return model, rows, kept, len(x_train)
