@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import yaml  # noqa: E402
 
+from archives import make_archive  # noqa: E402
+from conftest import PROJECT, TINY_PARAMS  # noqa: E402
+from imdb_sentiment.data import extract  # noqa: E402
 from imdb_sentiment.errors import PipelineError  # noqa: E402
-from imdb_sentiment.vectorized import load_ragged, load_split, token_dtype, write_split  # noqa: E402
+from imdb_sentiment.params import parse_params  # noqa: E402
+from imdb_sentiment.vectorized import (  # noqa: E402
+    load_ragged,
+    load_split,
+    token_dtype,
+    vectorize_splits,
+    write_split,
+)
 
 WIDTH = 5
 X = np.array([
@@ -92,3 +105,22 @@ def test_missing_or_older_files_name_the_stage_to_run(tmp_path):
     np.savez(tmp_path / "train.npz", x=X, y=Y, ids=IDS)  # the padded layout of earlier releases
     with pytest.raises(PipelineError, match="run the vectorize stage again"):
         load_split(tmp_path, "train")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_vectorize_splits_writes_what_load_split_reads_and_shows_progress(tmp_path, monkeypatch):
+    extract(make_archive(tmp_path / "aclImdb_v1.tar.gz"), tmp_path / "reviews")
+    params = parse_params({**yaml.safe_load((PROJECT / "params.yaml").read_text()), **TINY_PARAMS})
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    stats = vectorize_splits(params, tmp_path / "reviews", tmp_path / "vectorized")
+    assert "vectorize: 100%" in terminal.getvalue()
+    for name, reviews in stats["reviews"].items():
+        x, y, ids = load_split(tmp_path / "vectorized", name)
+        assert x.shape == (reviews, params.sequence_length) and len(y) == len(ids) == reviews
+        tokens, lengths, _, _ = load_ragged(tmp_path / "vectorized", name)
+        assert tokens.dtype == np.uint8 and lengths.sum() == tokens.size == (x != 0).sum()

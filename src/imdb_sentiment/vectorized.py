@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from imdb_sentiment.data import UNLABELED, read_split
 from imdb_sentiment.errors import PipelineError
@@ -61,8 +62,12 @@ def _drop_empty(name: str, x: np.ndarray, y: np.ndarray, ids: np.ndarray):
     """Reviews with no token left after standardization cannot be classified: drop them."""
     keep = (x != PAD).any(axis=1)
     if not keep.all():
-        print(f"vectorize: warning: {int((~keep).sum())} {name} reviews have no words; dropped", file=sys.stderr)
+        tqdm.write(f"vectorize: warning: {int((~keep).sum())} {name} reviews have no words; dropped", file=sys.stderr)
     return x[keep], y[keep], ids[keep]
+
+
+def _progress(total: int) -> tqdm:
+    return tqdm(total=total, unit=" reviews", desc="vectorize", file=sys.stderr, disable=None, mininterval=1.0)
 
 
 def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
@@ -88,9 +93,11 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
     }
     stats = {"vocabulary_size": len(vocab), "reviews": {}}
     real_tokens = oov_tokens = truncated = total = 0
-    with atomic_path(out_dir, directory=True) as tmp:
+    with (atomic_path(out_dir, directory=True) as tmp,
+          _progress(sum(len(split[0]) for split in splits.values())) as bar):
         for name, (split_texts, split_labels, split_ids) in splits.items():
-            x, counts = vectorize_counting(vectorizer, split_texts, params.sequence_length)
+            bar.set_postfix_str(name)
+            x, counts = vectorize_counting(vectorizer, split_texts, params.sequence_length, on_batch=bar.update)
             if name != "unlabeled":  # the statistics describe the labeled reviews, as before
                 real_tokens += int((x != PAD).sum())
                 oov_tokens += int((x == OOV).sum())
