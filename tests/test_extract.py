@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import sys
 import tarfile
 from pathlib import Path
 
@@ -72,6 +74,21 @@ def test_labeled_splits_become_jsonl(tmp_path):
         assert {r["label"] for r in got if r["id"].startswith("pos/")} == {1}
     text = rows(out / "train.jsonl")[0]["text"]
     assert "<br /><br />" in text and "?" in text and "\"" in text  # texts untouched
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_on_a_terminal_only(tmp_path, monkeypatch, capsys):
+    archive = make_archive(tmp_path / "aclImdb_v1.tar.gz")
+    extract(archive, tmp_path / "quiet")
+    assert capsys.readouterr().err == ""  # not a terminal: a log stays free of progress bars
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    extract(archive, tmp_path / "shown")
+    assert "extract: 100%" in terminal.getvalue()  # the whole archive, by its compressed bytes
 
 
 def test_a_path_listed_twice_is_one_review_and_the_later_copy_wins(tmp_path):

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import command_env, make_project, run, sha256
+from imdb_sentiment.vectorized import load_split
 
 pytestmark = pytest.mark.slow
 
@@ -76,12 +77,15 @@ def test_vectorize_writes_token_ids_vocabulary_and_stats(repo):
     folder = repo / "data/vectorized"
     sizes = {}
     for split in ("train", "validation", "test", "unlabeled"):
-        with np.load(folder / f"{split}.npz") as data:
-            assert data["x"].dtype == np.int32
-            assert data["x"].shape[1] == params["sequence_length"]
-            assert data["x"].max() < stats["vocabulary_size"]
-            assert set(np.unique(data["y"])) == ({-1} if split == "unlabeled" else {0, 1})
-            sizes[split] = len(data["y"])
+        x, y, _ = load_split(folder, split)
+        assert x.dtype == np.int32
+        assert x.shape[1] == params["sequence_length"]
+        assert x.max() < stats["vocabulary_size"]
+        assert set(np.unique(y)) == ({-1} if split == "unlabeled" else {0, 1})
+        with np.load(folder / f"{split}.npz") as data:  # stored without padding, in small ids
+            assert data["tokens"].dtype == np.uint8  # max_features 200
+            assert data["tokens"].size == (x != 0).sum()
+        sizes[split] = len(y)
     assert sizes["train"] + sizes["validation"] == counts["train"]["total"]
     assert sizes["validation"] == round(counts["train"]["total"] * params["validation_split"])
     assert sizes["test"] == counts["test"]["total"]

@@ -144,3 +144,11 @@ def test_one_pass_gives_the_ids_and_counts_of_two(ngrams):
     np.testing.assert_array_equal(ids, vectorize(fixed, texts))
     np.testing.assert_array_equal(counts, token_counts(texts, ngrams=ngrams))
     assert counts.max() > 6  # truncation happened, the count saw past it
+
+
+def test_on_batch_hears_of_each_batch_in_order():
+    ragged = make_vectorizer(max_features=30, sequence_length=None)
+    adapt(ragged, TRAIN)
+    done = []
+    vectorize_counting(ragged, TRAIN + VALIDATION + TRAIN, sequence_length=6, batch_size=3, on_batch=done.append)
+    assert done == [3, 3, 1]

@@ -23,6 +23,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from tqdm import tqdm
@@ -184,12 +185,21 @@ def _read_review(tar: tarfile.TarFile, member: tarfile.TarInfo, report: ExtractR
     return text
 
 
+def _members(tar: tarfile.TarFile, compressed: BinaryIO, bar: tqdm):
+    """The archive's members as they are read, ``bar`` following the compressed bytes read:
+    the archive's size is known up front, its number of members only at its end."""
+    for member in tar:
+        bar.update(compressed.tell() - bar.n)
+        yield member
+
+
 def _collect(archive: Path, dest: Path) -> tuple[dict[str, list[dict]], ExtractReport]:
     # keyed by id: a path listed twice in a tar is one file, the later copy wins (as in tar -x)
     records: dict[str, dict[str, dict]] = {split: {} for split in (*SPLITS, UNLABELED)}
     report = ExtractReport(counts={})
-    with tarfile.open(archive, mode="r:gz") as tar:
-        for member in tar:
+    with (archive.open("rb") as compressed, tarfile.open(fileobj=compressed, mode="r:gz") as tar,
+          _progress(archive.stat().st_size, 0, "extract") as bar):
+        for member in _members(tar, compressed, bar):
             _vet(member, dest)
             name = member.name.removeprefix("./")
             if match := _REVIEW.match(name):
@@ -208,6 +218,7 @@ def _collect(archive: Path, dest: Path) -> tuple[dict[str, list[dict]], ExtractR
                 records[split][review_id] = {"id": review_id, "label": label, "text": text}
         while tar.fileobj.read(_CHUNK):  # read to the end: only there does gzip check its length and CRC
             pass
+        bar.update(compressed.tell() - bar.n)
     return {split: sorted(rows.values(), key=lambda r: r["id"]) for split, rows in records.items()}, report
 
 
