@@ -1,12 +1,11 @@
-"""Import this module before loading a saved model of the project: importing it registers the
-custom Keras objects (the attention layer, the bigram and position embeddings, the text standardization,
-the optimizer), so that
-``keras.saving.load_model`` needs no ``custom_objects`` argument::
+"""Importing this module registers the project's custom Keras objects (the attention layer, the
+bigram and position embeddings, the text standardization, the optimizer), so that a Keras config
+that names them deserializes without a ``custom_objects`` argument; ``imdb_sentiment.saving``
+imports it to rebuild the classifier::
 
-    import keras
-    import imdb_sentiment.custom_objects  # noqa: F401
+    from imdb_sentiment.saving import load_classifier
 
-    model = keras.saving.load_model("data/model/export.keras")
+    model = load_classifier("data/model")
 
 The package's ``__init__`` does not do this itself, so that the download and extract stages (and
 DVC's record of what they import) stay free of TensorFlow and of the model code.
