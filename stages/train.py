@@ -21,7 +21,7 @@ from imdb_sentiment.environment import versions  # noqa: E402
 from imdb_sentiment.outputs import write_json  # noqa: E402
 from imdb_sentiment.params import load_params  # noqa: E402
 from imdb_sentiment.saving import save_model  # noqa: E402
-from imdb_sentiment.training import train  # noqa: E402
+from imdb_sentiment.training import Stopwatch, train  # noqa: E402
 from imdb_sentiment.vectorized import load_split, load_vocabulary  # noqa: E402
 
 
@@ -42,17 +42,19 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()  # fails on bad params before any data is read
     strategy = strategy_for(params.distribute)  # and on a missing or malformed TF_CONFIG
-    start = time.perf_counter()
-    x_train, y_train, _ = load_split(args.vectorized, "train")
-    x_val, y_val, _ = load_split(args.vectorized, "validation")
-    x_unlabeled = load_split(args.vectorized, "unlabeled")[0] if params.pseudo_label_confidence else None
-    vocabulary = load_vocabulary(args.vectorized)
-    live = open_live(args.live)
+    start, stopwatch = time.perf_counter(), Stopwatch()
+    with stopwatch.phase("load"):
+        x_train, y_train, _ = load_split(args.vectorized, "train")
+        x_val, y_val, _ = load_split(args.vectorized, "validation")
+        x_unlabeled = load_split(args.vectorized, "unlabeled")[0] if params.pseudo_label_confidence else None
+        vocabulary = load_vocabulary(args.vectorized)
+        live = open_live(args.live)
     try:
         model, history, kept, trained_on = train(params, x_train, y_train, x_val, y_val, len(vocabulary),
-                                                 strategy, x_unlabeled, live)
+                                                 strategy, x_unlabeled, live, stopwatch)
         seconds = time.perf_counter() - start
-        save_model(model, vocabulary, params.sequence_length, params.ngrams, args.model)
+        with stopwatch.phase("save"):
+            save_model(model, vocabulary, params.sequence_length, params.ngrams, args.model)
     except BaseException:
         shutil.rmtree(args.live, ignore_errors=True)  # a failed run leaves no half-written log
         raise
@@ -77,6 +79,7 @@ def main() -> None:
     refit += f" ({pseudo_labelled:,} pseudo-labelled)" if pseudo_labelled else ""
     print(f"train: {len(history)} epochs, kept epoch {kept}: validation accuracy "
           f"{best['val_accuracy']:.4f}, loss {best['val_loss']:.4f}{refit} in {seconds:.1f} s")
+    print(f"train: seconds: {stopwatch.line()}")
 
 
 if __name__ == "__main__":

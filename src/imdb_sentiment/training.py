@@ -3,6 +3,7 @@ and in the precision of :mod:`imdb_sentiment.distribute`), logged epoch by epoch
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -60,13 +61,49 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = No
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
+class Stopwatch:
+    """Seconds spent in each phase of the train stage, in the order first seen: what the stage
+    prints last and the benchmark (benchmarks/train_stage.py) reads."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def line(self) -> str:
+        return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.seconds.items())
+
+
+class _TimeValidation(keras.callbacks.Callback):
+    """Adds the validation passes of a ``model.fit`` to ``validate <fit>`` (they are part of the fit's time too)."""
+
+    def __init__(self, stopwatch: Stopwatch, fit: str):
+        super().__init__()
+        self.stopwatch, self.fit, self.start = stopwatch, fit, 0.0
+
+    def on_test_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.stopwatch.add(f"validate {self.fit}", time.perf_counter() - self.start)
+
+
 class EpochLog:
     """Where each epoch's figures go: to dvclive, under the fit's name (``supervised/val_loss``,
     ``self_trained/loss``, ...), the step being the epoch (from 1 in each fit), so that every fit
     keeps its own curves and ``dvc exp show`` shows a running fit's epoch. ``live`` None: nowhere."""
 
-    def __init__(self, live=None, fit: str = "supervised"):
-        self.live, self.fit = live, fit
+    def __init__(self, live=None, fit: str = "supervised", stopwatch: Stopwatch | None = None):
+        self.live, self.fit, self.stopwatch = live, fit, stopwatch or Stopwatch()
 
     def start(self) -> None:
         if self.live is not None:
@@ -126,7 +163,8 @@ def fit_keras(model, train_data, val_data, epochs: int, patience: int, log: Epoc
         validation_data=val_data,
         epochs=epochs,
         shuffle=False,  # the dataset shuffles itself, seeded
-        callbacks=[_LogEpochs(log), *(early_stopping(patience) if val_data is not None else [])],
+        callbacks=[_LogEpochs(log), _TimeValidation(log.stopwatch, log.fit),
+                   *(early_stopping(patience) if val_data is not None else [])],
         verbose=2,
     )
     return rows_of(fit.history) if val_data is not None else []
@@ -241,11 +279,12 @@ def pseudo_labels(model, x_unlabeled: np.ndarray, confidence: float) -> tuple[np
 
 
 def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
-          strategy: tf.distribute.Strategy | None = None, x_unlabeled: np.ndarray | None = None, live=None):
+          strategy: tf.distribute.Strategy | None = None, x_unlabeled: np.ndarray | None = None, live=None,
+          stopwatch: Stopwatch | None = None):
     """Build, compile and fit the classifier; return it, its per-epoch history rows, the epoch
     whose weights it kept and the number of reviews it trained on. ``strategy``: made from
     ``params.distribute`` if not given; ``live``: a dvclive ``Live`` that gets every fit's epochs
-    (``supervised``, ``self_trained``, ``refit``).
+    (``supervised``, ``self_trained``, ``refit``); ``stopwatch``: gets each phase's seconds.
 
     With ``params.pseudo_label_confidence`` (self-training) and unlabeled reviews, the model is
     then used as a teacher: the unlabeled reviews it is that sure of join the training reviews
@@ -260,15 +299,20 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
     strategy = strategy or strategy_for(params.distribute)  # a cluster forms before other TF work
     check_batch_size(params.batch_size, strategy)
 
+    stopwatch = stopwatch or Stopwatch()
+
     def fit_fresh_model(x, y, name):
-        model = compiled_model(params, vocabulary_size, strategy, len(x))
-        rows = fit(model, strategy, params, x, y, (x_val, y_val), params.epochs, params.patience,
-                   EpochLog(live, name))
+        with stopwatch.phase("build"):
+            model = compiled_model(params, vocabulary_size, strategy, len(x))
+        with stopwatch.phase(f"fit {name}"):
+            rows = fit(model, strategy, params, x, y, (x_val, y_val), params.epochs, params.patience,
+                       EpochLog(live, name, stopwatch))
         return model, rows, kept_epoch(rows, params.patience)
 
     model, rows, kept = fit_fresh_model(x_train, y_train, "supervised")
     if params.pseudo_label_confidence and x_unlabeled is not None and len(x_unlabeled):
-        x_sure, y_sure = pseudo_labels(model, x_unlabeled, params.pseudo_label_confidence)
+        with stopwatch.phase("pseudo-label"):
+            x_sure, y_sure = pseudo_labels(model, x_unlabeled, params.pseudo_label_confidence)
         print(f"train: {len(x_sure):,} of {len(x_unlabeled):,} unlabeled reviews pseudo-labelled "
               f"(probability >= {params.pseudo_label_confidence})", flush=True)
         if len(x_sure):
@@ -276,6 +320,8 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
             model, rows, kept = fit_fresh_model(x_train, y_train, "self_trained")
     if params.refit:
         x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
-        model = compiled_model(params, vocabulary_size, strategy, len(x_train))
-        fit(model, strategy, params, x_train, y_train, None, kept, 0, EpochLog(live, "refit"))
+        with stopwatch.phase("build"):
+            model = compiled_model(params, vocabulary_size, strategy, len(x_train))
+        with stopwatch.phase("fit refit"):
+            fit(model, strategy, params, x_train, y_train, None, kept, 0, EpochLog(live, "refit", stopwatch))
     return model, rows, kept, len(x_train)
