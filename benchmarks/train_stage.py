@@ -46,14 +46,14 @@ def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
     import tensorflow as tf
 
     a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
+    b = tf.random.normal((size, size)) / size ** 0.5  # keeps the chain's values in range
 
     @tf.function
     def products():
-        total = tf.zeros((size, size))
-        for _ in range(repeats):
-            total += tf.matmul(a, b)
-        return total
+        x = a
+        for _ in range(repeats):  # a chain: each product needs the last, so none can be skipped
+            x = tf.matmul(x, b)
+        return x
 
     products()  # trace
     best = float("inf")

@@ -47,6 +47,9 @@ FIT_ORDER = ("supervised", "self_trained", "refit")
 def attention_figures(model_path: Path, vectorized: Path, predictions: list[dict], folder: Path) -> None:
     """Attention heatmaps of a correct positive, a correct negative and a misclassified review."""
     model = load_classifier(model_path)
+    if "attention" not in [layer.name for layer in model.layers]:
+        print("plots: no attention figures: the model averages its tokens (pooling: average)")
+        return
     x, y, ids = load_split(vectorized, "test")
     vocabulary = load_vocabulary(vectorized)
     probability = {row["id"]: float(row["probability"]) for row in predictions}

@@ -90,6 +90,23 @@ def test_without_mask_padding_takes_part():
     assert np.abs(pooled(x250, training=False).numpy() - pooled(x500, training=False).numpy()).max() > 1e-4
 
 
+def test_average_pooling_is_the_plain_mean_of_the_real_tokens_vectors():
+    """The ablation (``pooling: average``): no attention layer; the pooled vector is the mean of
+    the word (and pair) vectors over the real tokens, whatever the padding."""
+    keras.utils.set_random_seed(1)
+    model = build_model(make_params(pooling="average", bigram_buckets=50), VOCAB)
+    names = [layer.name for layer in model.layers]
+    assert "attention" not in names and "average" in names
+    vectors = keras.Model(model.input, model.get_layer("words_and_pairs").output)
+    pooled = keras.Model(model.input, model.get_layer("average").output)
+    reviews = _reviews()
+    x40, x80 = _padded(reviews, 40), _padded(reviews, 80)
+    np.testing.assert_allclose(pooled(x40).numpy(), pooled(x80).numpy(), atol=1e-6, rtol=0)
+    for row, review in enumerate(reviews):
+        mean = vectors(x40[row:row + 1]).numpy()[0, :len(review)].mean(axis=0)
+        np.testing.assert_allclose(pooled(x40).numpy()[row], mean, atol=1e-6, rtol=0)
+
+
 def test_model_layers_follow_params():
     model = build_model(make_params(embed_dim=12, num_heads=3, attention_dropout=0.1, dropout=0.3), VOCAB)
     attention = model.get_layer("attention")

@@ -26,6 +26,7 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
 
     With ``use_mask`` the embedding marks token id 0 as padding, the attention ignores it and
     the pooling averages over real tokens only. Without it, the original script's behaviour.
+    ``pooling: average`` replaces the attention by a plain average of the token vectors.
     """
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(
@@ -37,10 +38,13 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
         x = keras.layers.Add(name="words_and_pairs")([x, pairs])  # keeps the padding mask
     if params.position_embedding != "none":
         x = PositionEmbedding(params.sequence_length, params.position_embedding, name="positions")(x)
-    x = CustomMultiheadAttention(
-        params.embed_dim, params.num_heads, dropout=params.attention_dropout, pool_queries=True,
-        name="attention",
-    )(x)
+    if params.pooling == "average":  # the ablation: every real token weighs the same
+        x = keras.layers.GlobalAveragePooling1D(name="average")(x)
+    else:
+        x = CustomMultiheadAttention(
+            params.embed_dim, params.num_heads, dropout=params.attention_dropout, pool_queries=True,
+            name="attention",
+        )(x)
     x = keras.layers.Dropout(params.dropout, name="dropout")(x)
     logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # float32 under mixed precision
     return keras.Model(tokens, logits, name="imdb_attention_classifier")

@@ -18,6 +18,7 @@ from imdb_sentiment.errors import PipelineError
 
 DEFAULT_PATH = Path("params.yaml")
 POSITION_EMBEDDINGS = ("none", "learned", "sinusoidal")
+POOLINGS = ("attention", "average")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -28,7 +29,7 @@ MAX_NGRAMS = 3
 # false`` restores its bug too): the reference row of the README's results and the benchmark.
 ORIGINAL_CONFIGURATION = {
     "max_features": 10000, "sequence_length": 250, "ngrams": 1, "bigram_buckets": 0, "embedding_dim": 16,
-    "position_embedding": "none", "embed_dim": 512, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2,
+    "position_embedding": "none", "pooling": "attention", "embed_dim": 512, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2,
     "use_mask": True, "batch_size": 32, "epochs": 10, "patience": 0, "learning_rate": 0.001,
     "lr_schedule": "constant", "weight_decay": 0.0, "lazy_updates": False, "refit": False,
     "pseudo_label_confidence": 0.0,
@@ -51,6 +52,7 @@ class Params:
     bigram_buckets: int
     embedding_dim: int
     position_embedding: str
+    pooling: str
     embed_dim: int
     num_heads: int
     dropout: float
@@ -150,6 +152,7 @@ def parse_params(raw: Any) -> Params:
         bigram_buckets=_int(raw, "bigram_buckets", minimum=0),
         embedding_dim=_int(raw, "embedding_dim"),
         position_embedding=_choice(raw, "position_embedding", POSITION_EMBEDDINGS),
+        pooling=_choice(raw, "pooling", POOLINGS),
         embed_dim=_int(raw, "embed_dim"),
         num_heads=_int(raw, "num_heads"),
         dropout=_float(raw, "dropout", 0.0, 1.0, low_open=False, high_open=True),
