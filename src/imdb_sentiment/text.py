@@ -1,7 +1,8 @@
 """Text to token ids: the custom standardization, the train/validation split, vectorization.
 
-The standardization is registered serializable, so a saved model that contains the adapted
-``TextVectorization`` (the export model) loads in a fresh process once this package is imported.
+The standardization is a TensorFlow function: the SavedModel the train stage writes carries it
+(with the vocabulary) and serves raw text without this package. It is also registered
+serializable with Keras, for a Keras model that contains the adapted ``TextVectorization``.
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ class Stopwatch:
 
     @contextlib.contextmanager
     def phase(self, name: str):
+        self.seconds.setdefault(name, 0.0)  # listed where it starts, before the phases inside it
         start = time.perf_counter()
         try:
             yield
