@@ -57,3 +57,23 @@ def test_attention_maps_see_the_pair_and_position_vectors_the_model_adds():
     assert weights.shape == (2, 12, 12)
     np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
     assert np.abs(weights - attention_maps(plain, tokens)).max() > 1e-4
+
+
+def test_plots_draws_no_attention_figures_for_a_model_without_attention(tmp_path, capsys):
+    import importlib.util
+
+    from imdb_sentiment.saving import save_model
+
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw.update(embedding_dim=8, bigram_buckets=0, pooling="average")
+    model = build_model(parse_params(raw), vocabulary_size=50)
+    save_model(model, ["", "[UNK]"] + [f"w{i}" for i in range(48)], 40, 1, tmp_path / "model")
+    spec = importlib.util.spec_from_file_location("plots_stage", PROJECT / "stages" / "plots.py")
+    plots_stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plots_stage)
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    # no vectorized data and no predictions: it must not need them
+    plots_stage.attention_figures(tmp_path / "model", tmp_path / "no-such-folder", [], figures)
+    assert list(figures.iterdir()) == []
+    assert "no attention figures" in capsys.readouterr().out
