@@ -12,9 +12,9 @@ float32 matrix product's on the same machine (the compute floor)::
 
 The FLOPs are counted from the layer's matrix products at each batch's padded length (batches
 hold reviews of similar length, cut to a multiple of 32 tokens): projections, scores, the
-pooled weights and the output, times 3 for a training step (forward and backward), once for
-validation and pseudo-labelling. Softmax, masking and embedding lookups count no FLOPs, so a
-low ratio means time spent outside the products.
+pooled weights and the output, times 3 for a training step (forward and backward); validation
+and pseudo-labelling are timed, not counted. Softmax, masking and embedding lookups count no
+FLOPs, so a low ratio means time spent outside the products.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from imdb_sentiment.model import LENGTH_STEP  # noqa: E402
-from imdb_sentiment.params import parse_params  # noqa: E402
+from imdb_sentiment.params import Params, parse_params  # noqa: E402
 from imdb_sentiment.vectorized import load_ragged  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -78,13 +78,13 @@ def forward_flops(lengths: np.ndarray, params) -> float:
     return float(per_review.sum())
 
 
-def run_stage(vectorized: Path, overrides: list[str]) -> tuple[float, dict[str, float], dict, str, dict]:
+def run_stage(vectorized: Path, overrides: list[str]) -> tuple[float, dict[str, float], dict, str, Params]:
     """The train stage in a temporary folder: wall seconds, its phases, run.json, its output, its params."""
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
     for item in overrides:
         key, value = item.split("=", 1)
         raw[key] = yaml.safe_load(value)
-    parse_params(raw)  # fail here on a bad override
+    params = parse_params(raw)  # fails here on a bad override
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
@@ -97,7 +97,7 @@ def run_stage(vectorized: Path, overrides: list[str]) -> tuple[float, dict[str, 
             sys.exit(f"train stage failed:\n{result.stdout}\n{result.stderr}")
         run = json.loads((folder / "run.json").read_text())
     line = next(line for line in result.stdout.splitlines() if line.startswith("train: seconds: "))
-    return wall, parse_phases(line), run, result.stdout, raw
+    return wall, parse_phases(line), run, result.stdout, params
 
 
 def parse_phases(line: str) -> dict[str, float]:
@@ -112,10 +112,8 @@ def main() -> None:
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a top-level param, as dvc exp run -S does")
     args = parser.parse_args()
-    wall, phases, run, output, raw = run_stage(args.vectorized, args.set)
-    params = parse_params(raw)
+    wall, phases, run, output, params = run_stage(args.vectorized, args.set)
     train_lengths = load_ragged(args.vectorized, "train")[1]
-    val_lengths = load_ragged(args.vectorized, "validation")[1]
     unlabeled_lengths = load_ragged(args.vectorized, "unlabeled")[1]
     epochs_per_fit = run["epochs_run"]
     unlabeled_mean = forward_flops(unlabeled_lengths, params) / max(len(unlabeled_lengths), 1)
