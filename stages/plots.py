@@ -35,13 +35,11 @@ def training_history(live: Path) -> dict[str, dict[str, list[float]]]:
     metrics = live / "plots" / "metrics"
     if not metrics.is_dir():
         raise PipelineError(f"{metrics} does not exist; run the train stage first")
-    fits = sorted((d for d in metrics.iterdir() if d.is_dir()), key=lambda d: FIT_ORDER.index(d.name)
-                  if d.name in FIT_ORDER else len(FIT_ORDER))
+    order = list(plotting.FIT_STYLES)  # the fits in the order the train stage runs them
+    fits = sorted((d for d in metrics.iterdir() if d.is_dir()),
+                  key=lambda d: order.index(d.name) if d.name in order else len(order))
     return {fit.name: {tsv.stem: [float(row[tsv.stem]) for row in _read_csv(tsv, "\t")]
                        for tsv in sorted(fit.glob("*.tsv"))} for fit in fits}
-
-
-FIT_ORDER = ("supervised", "self_trained", "refit")
 
 
 def attention_figures(model_path: Path, vectorized: Path, predictions: list[dict], folder: Path) -> None:

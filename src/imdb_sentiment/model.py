@@ -73,11 +73,17 @@ def compile_model(model: keras.Model, learning_rate: float, decay_steps: int = 0
     )
 
 
+def masks_padding(model: keras.Model) -> bool:
+    """Whether the classifier ignores padding (``use_mask``): then its outputs do not depend on
+    how far a batch is padded, and batches can be cut to their longest review."""
+    return bool(model.get_layer("embedding").mask_zero)
+
+
 def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 256, progress: str = "") -> np.ndarray:
     """The model's logits for ``x`` in its order; for a model that masks padding, computed in
     batches of similar length cut to their longest review (as ``training.batches`` does).
     ``progress``: a label for a progress bar on a terminal's stderr ("" for none)."""
-    if not model.get_layer("embedding").mask_zero:
+    if not masks_padding(model):
         return model.predict(x, batch_size=batch_size, verbose=0).ravel()
     lengths = np.count_nonzero(x != PAD, axis=1)
     order = np.argsort(lengths, kind="stable")

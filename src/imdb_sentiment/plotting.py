@@ -19,7 +19,7 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-FIT_STYLES = {"supervised": "--", "self_trained": "-", "refit": ":"}
+FIT_STYLES = {"supervised": "--", "self_trained": "-", "refit": ":"}  # in the order the fits run
 
 
 def training_curves(history: dict[str, dict[str, list[float]]], path: Path) -> None:

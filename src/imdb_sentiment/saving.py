@@ -25,6 +25,7 @@ import tensorflow as tf
 
 import imdb_sentiment.custom_objects  # noqa: F401  (the classifier's config names them)
 from imdb_sentiment.errors import PipelineError
+from imdb_sentiment.model import masks_padding
 from imdb_sentiment.outputs import atomic_path
 from imdb_sentiment.text import make_vectorizer
 
@@ -40,7 +41,7 @@ class _Serving(tf.Module):
         self.vectorizer = make_vectorizer(len(vocabulary), None, vocabulary=vocabulary, ngrams=ngrams)
         self.classifier = classifier
         self.sequence_length = sequence_length
-        self.trims = classifier.get_layer("embedding").mask_zero  # padding cannot change its outputs
+        self.trims = masks_padding(classifier)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="reviews")])
     def serve(self, reviews):
@@ -124,12 +125,11 @@ def load_classifier(folder: Path) -> keras.Model:
     """The Keras classifier (token ids in, logit out), rebuilt from ``classifier.json`` with the
     SavedModel's weights."""
     folder = Path(folder)
-    _require_model(folder)
+    serving = load_serving(folder)  # kept referenced: its weights are freed with it
     config = folder / CONFIG
     if not config.is_file():
         raise PipelineError(f"{config} not found; run `dvc repro train` to write the model again")
     model = keras.models.model_from_json(config.read_text(encoding="utf-8"))
-    serving = load_serving(folder)  # kept referenced: its weights are freed with it
     weights = [np.asarray(w) for w in serving.classifier_weights()]
     shapes = [tuple(w.shape) for w in model.weights]
     if [w.shape for w in weights] != shapes:
