@@ -28,6 +28,7 @@ TINY_PARAMS = {
     "batch_size": 8,
     "epochs": 3,
     "bigram_buckets": 1000,
+    "nb_buckets": 4096,
     "validation_split": 0.25,  # 4 of the 16 training reviews
     "pseudo_label_confidence": 0.5,  # every unlabeled review joins: the tiny model is seldom sure of any
 }

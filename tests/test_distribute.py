@@ -24,7 +24,8 @@ from imdb_sentiment.training import train  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY = {"max_features": 50, "sequence_length": 20, "embedding_dim": 8, "embed_dim": 8, "num_heads": 2,
-        "batch_size": 8, "epochs": 1, "learning_rate": 0.01, "seed": 3, "bigram_buckets": 64}
+        "batch_size": 8, "epochs": 1, "learning_rate": 0.01, "seed": 3, "bigram_buckets": 64,
+        "nb_buckets": 256}
 
 
 def tiny_raw(**overrides) -> dict:

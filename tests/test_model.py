@@ -20,6 +20,7 @@ import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
 from imdb_sentiment.model import build_model, compile_model  # noqa: E402
+from imdb_sentiment.naive_bayes import naive_bayes_ratios  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
 from imdb_sentiment.saving import load_classifier, save_model  # noqa: E402
 from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding  # noqa: E402
@@ -29,7 +30,8 @@ from imdb_sentiment.text import adapt, make_vectorizer, vectorize, vocabulary  #
 PROJECT = Path(__file__).resolve().parents[1]
 VOCAB = 100
 TINY = {"max_features": VOCAB, "sequence_length": 40, "embedding_dim": 8, "embed_dim": 8, "num_heads": 2,
-        "batch_size": 16, "epochs": 1, "bigram_buckets": 0, "position_embedding": "none", "patience": 0}
+        "batch_size": 16, "epochs": 1, "bigram_buckets": 0, "nb_buckets": 512, "position_embedding": "none",
+        "patience": 0}
 
 
 def make_params(**overrides):
@@ -135,6 +137,8 @@ def saved_models(tmp_path_factory):
     vocab = vocabulary(vectorizer)
     x = vectorize(vectorizer, TEXTS)
     model = build_model(params, len(vocab))
+    nb = model.get_layer("naive_bayes")  # the defaults' n-gram branch, its ratios (and so its weights) set
+    nb.set_ratios(naive_bayes_ratios(nb, x, LABELS))
     compile_model(model, learning_rate=0.01)
     model.fit(x, LABELS.astype("float32")[:, None], epochs=2, batch_size=3, verbose=0)
     save_model(model, vocab, params.sequence_length, params.ngrams, tmp / "model")

@@ -129,7 +129,8 @@ def test_the_keras_internals_lazy_updates_rely_on_are_there():
     finally:
         LazyAdamW._update_rows = original
     check_keras_internals(model.optimizer, model.trainable_variables)
-    tables = [tuple(v.shape) for v in (model.get_layer("embedding").embeddings, model.get_layer("bigrams").table)]
+    tables = [tuple(v.shape) for v in (model.get_layer("embedding").embeddings, model.get_layer("bigrams").table,
+                                       model.get_layer("naive_bayes").table)]
     assert set(seen) == set(tables), (
         f"Keras {keras.__version__} no longer hands the embedding tables' gradients to "
         f"update_step as tf.IndexedSlices (row-wise updates saw {seen}): LazyAdamW would update "

@@ -13,9 +13,10 @@ DVC's record of what they import) stay free of TensorFlow and of the model code.
 
 from imdb_sentiment.attention import CustomMultiheadAttention
 from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding
+from imdb_sentiment.naive_bayes import NaiveBayesNgrams
 from imdb_sentiment.optimizer import LazyAdamW
 from imdb_sentiment.text import custom_standardization
 
 __all__ = [
-    "CustomMultiheadAttention", "HashedBigramEmbedding", "LazyAdamW", "PositionEmbedding", "custom_standardization",
+    "CustomMultiheadAttention", "HashedBigramEmbedding", "LazyAdamW", "NaiveBayesNgrams", "PositionEmbedding", "custom_standardization",
 ]

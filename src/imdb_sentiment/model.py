@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from imdb_sentiment.attention import CustomMultiheadAttention
 from imdb_sentiment.optimizer import LazyAdamW
+from imdb_sentiment.naive_bayes import NaiveBayesNgrams
 from imdb_sentiment.params import Params
 from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding
 from imdb_sentiment.text import PAD
@@ -47,6 +48,9 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
         )(x)
     x = keras.layers.Dropout(params.dropout, name="dropout")(x)
     logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # float32 under mixed precision
+    if params.nb_ngrams:
+        ngrams = NaiveBayesNgrams(params.nb_buckets, params.nb_ngrams, params.nb_scale, name="naive_bayes")(tokens)
+        logits = keras.layers.Add(dtype="float32", name="logits")([logits, ngrams])
     return keras.Model(tokens, logits, name="imdb_attention_classifier")
 
 

@@ -28,7 +28,8 @@ MAX_NGRAMS = 3
 # The original script's hyperparameters (with the padding mask it meant to use; ``use_mask:
 # false`` restores its bug too): the reference row of the README's results and the benchmark.
 ORIGINAL_CONFIGURATION = {
-    "max_features": 10000, "sequence_length": 250, "ngrams": 1, "bigram_buckets": 0, "embedding_dim": 16,
+    "max_features": 10000, "sequence_length": 250, "ngrams": 1, "bigram_buckets": 0, "nb_ngrams": 0,
+    "embedding_dim": 16,
     "position_embedding": "none", "pooling": "attention", "embed_dim": 512, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2,
     "use_mask": True, "batch_size": 32, "epochs": 10, "patience": 0, "learning_rate": 0.001,
     "lr_schedule": "constant", "weight_decay": 0.0, "lazy_updates": False, "refit": False,
@@ -50,6 +51,9 @@ class Params:
     sequence_length: int
     ngrams: int
     bigram_buckets: int
+    nb_ngrams: int
+    nb_buckets: int
+    nb_scale: float
     embedding_dim: int
     position_embedding: str
     pooling: str
@@ -150,6 +154,9 @@ def parse_params(raw: Any) -> Params:
         sequence_length=_int(raw, "sequence_length"),
         ngrams=_int(raw, "ngrams"),
         bigram_buckets=_int(raw, "bigram_buckets", minimum=0),
+        nb_ngrams=_int(raw, "nb_ngrams", minimum=0),
+        nb_buckets=_int(raw, "nb_buckets"),
+        nb_scale=_float(raw, "nb_scale", 0.0, 100.0, low_open=True, high_open=False),
         embedding_dim=_int(raw, "embedding_dim"),
         position_embedding=_choice(raw, "position_embedding", POSITION_EMBEDDINGS),
         pooling=_choice(raw, "pooling", POOLINGS),

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from imdb_sentiment.distribute import check_batch_size, strategy_for, use_precision
 from imdb_sentiment.model import LENGTH_STEP, build_model, compile_model, predict_logits
+from imdb_sentiment.naive_bayes import naive_bayes_ratios
 from imdb_sentiment.params import Params
 from imdb_sentiment.text import PAD
 
@@ -292,6 +293,10 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
     with the label it gives them, and a fresh model (same seed) is fitted on them the same way,
     early stopping included. Its history and kept epoch are the ones returned.
 
+    With ``params.nb_ngrams`` each fresh model's Naive-Bayes ratios are counted on the reviews it
+    is fitted on, with their labels, pseudo-labels included: never on the validation reviews,
+    except for the refit, which trains on them.
+
     With ``params.refit`` the model returned is a last one, trained the same way (same seed,
     same schedule) on the training (and pseudo-labelled) and validation reviews together for the
     number of epochs the previous one kept: more reviews to learn from, with the epoch chosen on
@@ -302,9 +307,19 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
 
     stopwatch = stopwatch or Stopwatch()
 
-    def fit_fresh_model(x, y, name):
+    def fresh_model(x, y):
+        """A compiled classifier for training on (x, y); with ``nb_ngrams``, its n-gram ratios
+        counted on them."""
         with stopwatch.phase("build"):
             model = compiled_model(params, vocabulary_size, strategy, len(x))
+        if params.nb_ngrams:
+            with stopwatch.phase("count n-grams"):
+                layer = model.get_layer("naive_bayes")
+                layer.set_ratios(naive_bayes_ratios(layer, x, y))
+        return model
+
+    def fit_fresh_model(x, y, name):
+        model = fresh_model(x, y)
         with stopwatch.phase(f"fit {name}"):
             rows = fit(model, strategy, params, x, y, (x_val, y_val), params.epochs, params.patience,
                        EpochLog(live, name, stopwatch))
@@ -321,8 +336,7 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
             model, rows, kept = fit_fresh_model(x_train, y_train, "self_trained")
     if params.refit:
         x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
-        with stopwatch.phase("build"):
-            model = compiled_model(params, vocabulary_size, strategy, len(x_train))
+        model = fresh_model(x_train, y_train)
         with stopwatch.phase("fit refit"):
             fit(model, strategy, params, x_train, y_train, None, kept, 0, EpochLog(live, "refit", stopwatch))
     return model, rows, kept, len(x_train)

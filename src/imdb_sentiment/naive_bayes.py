@@ -1,0 +1,101 @@
+"""A linear Naive-Bayes branch over a review's word n-grams, summed with the attention's logit.
+
+NBSVM (Wang and Manning 2012) is the strongest purely supervised bag-of-n-grams model on IMDB:
+a linear classifier over which uni-, bi- and trigrams a review contains, each feature scaled by
+its Naive-Bayes log-count ratio, how much more often positive than negative training reviews
+contain it. :class:`NaiveBayesNgrams` is that classifier as a Keras layer, so that it trains
+with the attention branch in one model and serves inside the same SavedModel:
+
+- each n-gram of token ids is hashed into one of ``buckets`` rows (no n-gram vocabulary to ship);
+  a review's n-grams count once each, however often they occur (binarized features);
+- the ratios are fixed: :func:`naive_bayes_ratios` counts them on the labelled training reviews
+  before training and :meth:`NaiveBayesNgrams.set_ratios` stores them in the layer;
+- the logit is the sum, over the review's distinct n-grams, of ``scale x ratio x weight``: a
+  logistic regression on ratio-scaled features, as NBSVM's, learned from weights of 0. Under
+  Adam, whose steps do not depend on a gradient's size, ``scale x ratio`` is how far a step
+  moves an n-gram's contribution: n-grams that tell the classes apart move first, the many that
+  do not barely move, and ``scale`` sets how fast this branch learns beside the attention.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from imdb_sentiment.embeddings import lookup_rows
+
+_MULTIPLIER = 1_000_003  # a prime: (a, b) and (b, a) hash apart
+_ABSENT = -1  # the id of an n-gram that overlaps padding
+
+
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+class NaiveBayesNgrams(keras.layers.Layer):
+    """Token ids ``(batch, steps)`` -> one logit a review ``(batch, 1)``, float32.
+
+    Args:
+        buckets: rows of the hashed n-gram tables.
+        max_n: n-grams of 1 up to ``max_n`` words.
+        scale: multiplies every ratio (the branch's pace of learning under Adam).
+    """
+
+    def __init__(self, buckets: int, max_n: int = 3, scale: float = 1.0, **kwargs):
+        super().__init__(dtype=kwargs.pop("dtype", "float32"), **kwargs)
+        if buckets < 1 or max_n < 1:
+            raise ValueError(f"buckets and max_n must be at least 1, got {buckets} and {max_n}")
+        self.buckets = buckets
+        self.max_n = max_n
+        self.scale = scale
+
+    def build(self, input_shape):
+        self.ratios = self.add_weight(shape=(self.buckets, 1), initializer="zeros", trainable=False,
+                                      name="ratios")
+        self.table = self.add_weight(shape=(self.buckets, 1), initializer="zeros", name="weights")
+        self.built = True
+
+    def ngram_ids(self, tokens):
+        """(batch, steps) token ids -> (batch, max_n x steps) bucket ids, each distinct n-gram of
+        a review once and every other slot ``_ABSENT``."""
+        tokens = ops.cast(tokens, "int64")
+        steps = ops.shape(tokens)[1]
+        ids, present = tokens % self.buckets, tokens != 0
+        orders = [ops.where(present, ids, _ABSENT)]
+        for n in range(2, self.max_n + 1):
+            following = ops.pad(tokens[:, n - 1:], [[0, 0], [0, n - 1]])[:, :steps]
+            ids = (ids * _MULTIPLIER + following + n) % self.buckets  # + n: "a" and "a b" apart
+            present = present & (following != 0)
+            orders.append(ops.where(present, ids, _ABSENT))
+        ids = ops.sort(ops.concatenate(orders, axis=1), axis=1)
+        repeated = ops.pad(ids[:, 1:] == ids[:, :-1], [[0, 0], [1, 0]])
+        return ops.where(repeated, _ABSENT, ids)
+
+    def set_ratios(self, ratios: np.ndarray) -> None:
+        self.ratios.assign(np.asarray(ratios, dtype="float32").reshape(self.buckets, 1))
+
+    def call(self, tokens):
+        ids = self.ngram_ids(tokens)
+        present = ops.cast(ids != _ABSENT, "float32")[:, :, None]
+        ids = ops.maximum(ids, 0)
+        contribution = lookup_rows(self.ratios, ids) * lookup_rows(self.table, ids)
+        return ops.sum(contribution * present, axis=1) * self.scale
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "buckets": self.buckets, "max_n": self.max_n, "scale": self.scale}
+
+
+def naive_bayes_ratios(layer: NaiveBayesNgrams, x: np.ndarray, y: np.ndarray, smoothing: float = 1.0,
+                       chunk: int = 1024) -> np.ndarray:
+    """The log-count ratio of every bucket: log of (p / |p|) / (q / |q|), where p and q count the
+    positive and negative reviews of (x, y) holding the bucket's n-grams, plus ``smoothing``."""
+    counts = np.full((2, layer.buckets), smoothing, dtype=np.float64)
+    for start in range(0, len(x), chunk):
+        ids = np.asarray(layer.ngram_ids(x[start:start + chunk]))
+        labels = np.asarray(y[start:start + chunk])
+        for label in (0, 1):
+            rows = ids[labels == label]
+            counts[label] += np.bincount(rows[rows != _ABSENT], minlength=layer.buckets)
+    shares = counts / counts.sum(axis=1, keepdims=True)
+    return np.log(shares[1] / shares[0]).astype(np.float32)

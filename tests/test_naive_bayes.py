@@ -1,0 +1,127 @@
+"""The Naive-Bayes n-gram branch: which n-grams a review holds, the log-count ratios, the logit
+it adds, and how it joins the classifier and its training."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from imdb_sentiment.model import build_model  # noqa: E402
+from imdb_sentiment.naive_bayes import NaiveBayesNgrams, naive_bayes_ratios  # noqa: E402
+from imdb_sentiment.training import train  # noqa: E402
+
+from test_model import VOCAB, make_params  # noqa: E402
+
+BUCKETS = 1 << 20  # no collisions among the few n-grams below
+
+
+def layer(max_n=3, scale=1.0, buckets=BUCKETS):
+    nb = NaiveBayesNgrams(buckets, max_n, scale)
+    nb.build((None, None))
+    return nb
+
+
+def distinct_ids(nb, tokens):
+    ids = np.asarray(nb.ngram_ids(np.array([tokens])))[0]
+    return sorted(ids[ids >= 0].tolist())
+
+
+def test_each_distinct_ngram_of_a_review_counts_once_and_padding_none():
+    nb = layer()
+    review = [5, 6, 5, 6, 7]  # "5 6" twice; n-grams: 3 words, 3 pairs, 3 triples (distinct)
+    ids = distinct_ids(nb, review + [0, 0, 0])
+    assert len(ids) == len(set(ids)) == 3 + 3 + 3
+    assert ids == distinct_ids(nb, review)  # trailing padding adds nothing
+    words = {t % BUCKETS for t in review}
+    assert words <= set(ids)
+
+
+def test_order_matters_within_an_ngram_and_orders_stay_apart():
+    nb = layer(max_n=2)
+    assert distinct_ids(nb, [5, 6]) != distinct_ids(nb, [6, 5])
+    assert set(distinct_ids(nb, [5, 6])) - {5, 6} != set(distinct_ids(nb, [6, 5])) - {5, 6}
+    assert len(distinct_ids(layer(max_n=1), [5, 6, 5])) == 2
+
+
+def test_ratios_are_the_smoothed_log_count_ratios_of_reviews_holding_each_ngram():
+    nb = layer(max_n=1, buckets=16)
+    x = np.array([[3, 3, 4, 0], [3, 5, 0, 0], [4, 0, 0, 0]])  # word 3 twice in one review: once
+    y = np.array([1, 1, 0])
+    ratios = naive_bayes_ratios(nb, x, y, smoothing=1.0)
+    positive = Counter({3: 2, 4: 1, 5: 1})
+    negative = Counter({4: 1})
+    p = np.array([1.0 + positive[i] for i in range(16)])
+    q = np.array([1.0 + negative[i] for i in range(16)])
+    expected = np.log((p / p.sum()) / (q / q.sum()))
+    np.testing.assert_allclose(ratios, expected, rtol=1e-6)
+    assert ratios[3] > ratios[5] > 0 > ratios[4]
+
+
+def test_logit_is_the_scaled_sum_of_ratio_times_weight_over_distinct_ngrams():
+    nb = layer(max_n=2, scale=2.5, buckets=64)
+    rng = np.random.default_rng(0)
+    nb.set_ratios(rng.normal(size=64))
+    nb.table.assign(rng.normal(size=(64, 1)).astype("float32"))
+    tokens = np.array([[7, 8, 7, 8, 0, 0], [9, 0, 0, 0, 0, 0]])
+    ratios, weights = np.asarray(nb.ratios)[:, 0], np.asarray(nb.table)[:, 0]
+    expected = [2.5 * sum(ratios[i] * weights[i] for i in distinct_ids(nb, row)) for row in tokens]
+    np.testing.assert_allclose(np.asarray(nb(tokens))[:, 0], expected, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(nb(tokens[:, :4])), np.asarray(nb(tokens)), rtol=1e-6)
+
+
+def test_the_branch_joins_the_classifier_only_when_asked():
+    with_branch = build_model(make_params(nb_ngrams=2, nb_buckets=128, nb_scale=3.0), VOCAB)
+    branch = with_branch.get_layer("naive_bayes")
+    assert (branch.buckets, branch.max_n, branch.scale) == (128, 2, 3.0)
+    assert with_branch.get_layer("logits").output.shape == (None, 1)
+    without = build_model(make_params(nb_ngrams=0), VOCAB)
+    assert "naive_bayes" not in [layer.name for layer in without.layers]
+
+
+def test_training_counts_the_ratios_on_the_labelled_training_reviews_and_learns_the_weights():
+    """Word 3 marks the positive reviews, word 4 the negative ones; the branch's ratios say so
+    (counted on the training reviews only) and training moves its weights from 0."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(5, VOCAB, size=(64, 12)).astype(np.int32)
+    y = rng.integers(0, 2, size=64)
+    x[:, 0] = np.where(y == 1, 3, 4)
+    params = make_params(nb_ngrams=1, nb_buckets=VOCAB, sequence_length=12, pseudo_label_confidence=0.0)
+    model = train(params, x[:48], y[:48], x[48:], y[48:], VOCAB)[0]
+    branch = model.get_layer("naive_bayes")
+    expected = naive_bayes_ratios(branch, x[:48], y[:48])
+    np.testing.assert_allclose(np.asarray(branch.ratios)[:, 0], expected, rtol=1e-6)
+    assert expected[3] > 1 and expected[4] < -1
+    assert np.abs(np.asarray(branch.table)).max() > 0
+
+
+@pytest.mark.parametrize("bad", [{"nb_ngrams": -1}, {"nb_buckets": 0}, {"nb_scale": 0}])
+def test_bad_branch_params_fail_naming_the_key(bad):
+    from imdb_sentiment.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=next(iter(bad))):
+        make_params(**bad)
+
+
+def test_self_trained_model_counts_its_ratios_on_the_pseudo_labelled_reviews_too():
+    """Word 2 occurs in unlabeled reviews only: the first model's ratios know nothing of it,
+    the self-trained model's (counted on training and pseudo-labelled reviews) do."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(5, VOCAB, size=(48, 12)).astype(np.int32)
+    y = rng.integers(0, 2, size=48)
+    x[:, 0] = np.where(y == 1, 3, 4)
+    unlabeled = rng.integers(5, VOCAB, size=(32, 12)).astype(np.int32)
+    unlabeled[:, 0], unlabeled[:, 1] = 3, 2  # all pseudo-labelled positive, with word 2
+    common = dict(nb_ngrams=1, nb_buckets=VOCAB, sequence_length=12, epochs=3, learning_rate=0.05)
+    supervised = train(make_params(**common, pseudo_label_confidence=0.0), x[:36], y[:36], x[36:], y[36:], VOCAB)[0]
+    self_trained, _, _, trained_on = train(make_params(**common, pseudo_label_confidence=0.5), x[:36], y[:36],
+                                           x[36:], y[36:], VOCAB, x_unlabeled=unlabeled)
+    assert trained_on > 36
+    before = np.asarray(supervised.get_layer("naive_bayes").ratios)[:, 0]
+    after = np.asarray(self_trained.get_layer("naive_bayes").ratios)[:, 0]
+    assert before[2] == pytest.approx(before[1])  # word 2: as unseen as word 1, which no review holds
+    assert after[2] > after[1] + 0.5  # seen, in pseudo-labelled positive reviews
