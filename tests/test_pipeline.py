@@ -30,6 +30,7 @@ def ran(output: str) -> set[str]:
 
 TRAIN_SUMMARY = "reports/train/metrics.json"
 TRAIN_CURVES = "reports/train/plots/metrics"
+CURVES = (f"{TRAIN_CURVES}/supervised/loss.tsv", f"{TRAIN_CURVES}/self_trained/val_accuracy.tsv")
 
 
 def without_timing(lock_text: str) -> dict:
@@ -149,7 +150,7 @@ def test_plots_renders_pngs_and_dvc_reads_them(repo):
         assert (repo / f"reports/figures/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = run(["dvc", "plots", "show", "--json"], repo)
     shown = result.stdout
-    for name in ("Loss", "Accuracy", "ROC", "Confusion matrix", "reports/figures/roc_curve.png"):
+    for name in (*CURVES, "ROC", "Confusion matrix", "reports/figures/roc_curve.png"):
         assert name in shown
 
 
@@ -305,7 +306,7 @@ def test_queued_experiments_run_in_parallel_and_compare(repo):
     assert {finished[name]["num_heads"] for name in finished} == {"4", "8"}
     assert all(0 <= float(finished[name]["accuracy"]) <= 1 for name in finished)
     plots = json.loads(run(["dvc", "plots", "diff", "heads-4", "heads-8", "--json"], repo).stdout)["data"]
-    for curve in ("Loss", "Accuracy", "ROC"):
+    for curve in (*CURVES, "ROC"):
         assert sorted(plots[curve][0]["revisions"]) == ["heads-4", "heads-8"]
 
 
@@ -325,7 +326,7 @@ def test_a_fresh_clone_runs_any_stage_first_and_diffs_committed_plots(repo, tmp_
     # Only the confusion matrix's per-review predictions are DVC-cached (not committed), so only
     # they are missing without a remote: its PNG is committed and shown.
     assert {error["source"] for error in plots.get("errors", [])} <= {"reports/predictions.csv"}, plots["errors"]
-    for name in ("Loss", "Accuracy", "ROC"):
+    for name in (*CURVES, "ROC"):
         assert "HEAD" in plots["data"][name][0]["revisions"], name
     figure = plots["data"]["reports/figures/training_curves.png"]
     assert ["HEAD"] in [entry["revisions"] for entry in figure]
