@@ -22,6 +22,7 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from imdb_sentiment import predict  # noqa: E402
+from imdb_sentiment.batching import MAX_BATCH, TOKENS_PER_BATCH, length_batches  # noqa: E402
 from imdb_sentiment.model import build_model, compile_model  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
 from imdb_sentiment.saving import save_model  # noqa: E402
@@ -268,10 +269,10 @@ def test_help_names_p_positive_and_the_cut_at_sequence_length(capsys):
 
 def test_length_batches_group_similar_lengths_within_the_token_budget():
     lengths = [5, 800, 7, 6, 790, 3] + [8] * 3000
-    batches = predict.length_batches(lengths)
+    batches = length_batches(lengths)
     assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
     for batch in batches:
-        assert len(batch) * max(lengths[i] for i in batch) <= predict.TOKENS_PER_BATCH or len(batch) == 1
-        assert len(batch) <= predict.MAX_BATCH
+        assert len(batch) * max(lengths[i] for i in batch) <= TOKENS_PER_BATCH or len(batch) == 1
+        assert len(batch) <= MAX_BATCH
     assert batches[0][0] == 5  # shortest first
     assert len(batches) < 12  # short reviews share batches

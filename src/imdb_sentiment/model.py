@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from imdb_sentiment.attention import CustomMultiheadAttention
+from imdb_sentiment.batching import length_batches
 from imdb_sentiment.optimizer import LazyAdamW
 from imdb_sentiment.naive_bayes import NaiveBayesNgrams
 from imdb_sentiment.params import Params
@@ -85,16 +86,14 @@ def masks_padding(model: keras.Model) -> bool:
 
 def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 256, progress: str = "") -> np.ndarray:
     """The model's logits for ``x`` in its order; for a model that masks padding, computed in
-    batches of similar length cut to their longest review (as ``training.batches`` does).
-    ``progress``: a label for a progress bar on a terminal's stderr ("" for none)."""
+    batches of similar length under a token budget (:mod:`imdb_sentiment.batching`), each cut to
+    its longest review. ``progress``: a label for a progress bar on a terminal's stderr ("" for none)."""
     if not masks_padding(model):
         return model.predict(x, batch_size=batch_size, verbose=0).ravel()
-    lengths = np.count_nonzero(x != PAD, axis=1)
-    order = np.argsort(lengths, kind="stable")
+    lengths = np.maximum(np.count_nonzero(x != PAD, axis=1), 1)
     logits = np.empty(len(x), dtype=np.float32)
-    starts = range(0, len(x), batch_size)
-    for start in tqdm(starts, desc=progress, unit="batch", disable=None if progress else True, leave=False):
-        rows = order[start:start + batch_size]
-        width = -(-max(int(lengths[rows].max()), 1) // LENGTH_STEP) * LENGTH_STEP  # few distinct shapes
+    batches = length_batches(lengths.tolist())
+    for rows in tqdm(batches, desc=progress, unit="batch", disable=None if progress else True, leave=False):
+        width = -(-int(lengths[rows].max()) // LENGTH_STEP) * LENGTH_STEP  # few distinct shapes
         logits[rows] = np.asarray(model.predict_on_batch(x[rows, :width])).ravel()
     return logits

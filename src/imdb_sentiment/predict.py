@@ -16,12 +16,11 @@ import os
 import sys
 from pathlib import Path
 
+from imdb_sentiment.batching import length_batches
 from imdb_sentiment.cli import quiet_tensorflow
 from imdb_sentiment.errors import PipelineError
 
 MODEL = Path("data/model")  # inside the project's clone
-TOKENS_PER_BATCH = 16_384  # a batch's reviews x its longest review: bounds the attention's memory
-MAX_BATCH = 512
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -93,19 +92,6 @@ def words_per_review(reviews: list[str]) -> list[int]:
     from imdb_sentiment.text import token_counts
 
     return [int(n) for n in token_counts(reviews)]
-
-
-def length_batches(lengths: list[int]) -> list[list[int]]:
-    """Indices of the reviews in batches of similar length, shortest first, each at most
-    :data:`TOKENS_PER_BATCH` tokens once padded to its longest review."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    batches, batch = [], []
-    for index in order:
-        if batch and (len(batch) + 1) * lengths[index] > TOKENS_PER_BATCH or len(batch) == MAX_BATCH:
-            batches.append(batch)
-            batch = []
-        batch.append(index)
-    return batches + [batch] if batch else batches
 
 
 def classify(serving, reviews: list[str]) -> list[float]:
