@@ -1,4 +1,5 @@
-"""The train-stage benchmark's arithmetic: it reads the stage's phase line and counts FLOPs."""
+"""The benchmarks' arithmetic: the train stage's phase line and FLOP count; the short-review
+table's split of the logit into the n-gram branch and the rest."""
 
 from __future__ import annotations
 
@@ -40,3 +41,37 @@ def test_forward_flops_count_the_products_at_the_padded_length():
     assert train_stage.forward_flops(np.array([20, 20]), params) == 2 * expected
     capped = parse_params({**raw, "embedding_dim": 8, "embed_dim": 4, "num_heads": 2, "sequence_length": 24})
     assert train_stage.forward_flops(np.array([20]), capped) < expected  # never past sequence_length
+
+
+def test_short_reviews_splits_the_logit_into_the_ngram_branch_and_the_rest(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from imdb_sentiment.model import build_model
+    from imdb_sentiment.naive_bayes import naive_bayes_ratios
+    from imdb_sentiment.saving import save_model
+    from imdb_sentiment.vectorized import write_split
+
+    spec = importlib.util.spec_from_file_location("short_reviews", PROJECT / "benchmarks" / "short_reviews.py")
+    short_reviews = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(short_reviews)
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw.update(embedding_dim=8, embed_dim=8, nb_buckets=256, sequence_length=60)
+    model = build_model(parse_params(raw), vocabulary_size=50)
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 61, size=40)
+    x = np.where(np.arange(60)[None, :] < lengths[:, None], rng.integers(2, 50, size=(40, 60)), 0).astype(np.int32)
+    y = rng.integers(0, 2, size=40)
+    branch = model.get_layer("naive_bayes")
+    branch.set_ratios(naive_bayes_ratios(branch, x, y))
+    branch.table.assign(np.ones((256, 1), dtype="float32"))
+    save_model(model, ["", "[UNK]"] + [f"w{i}" for i in range(48)], 60, 1, tmp_path / "model")
+    (tmp_path / "vectorized").mkdir()
+    write_split(tmp_path / "vectorized" / "validation.npz", x, y, np.arange(40), 50)
+    np.testing.assert_allclose(short_reviews.branch_logits(branch, x, chunk=7), np.asarray(branch(x))[:, 0], rtol=1e-6)
+    monkeypatch.setattr(sys, "argv", ["short_reviews.py", str(tmp_path / "model"), str(tmp_path / "vectorized")])
+    short_reviews.main()
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split() == ["tokens", "kept", "model", "n-gram", "branch", "the", "rest"]
+    assert [row.split()[1] for row in rows[1:]] == ["5", "10", "20", "50", "60"]
+    # with its weights at 1 the branch is Naive Bayes: right on most of the reviews it was counted on
+    assert float(rows[-1].split()[3]) > 0.7
