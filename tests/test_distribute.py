@@ -99,6 +99,7 @@ WORKER = """
 """
 
 
+@pytest.mark.slow  # two training processes forming a cluster: end to end, like the DVC runs
 def test_two_multi_worker_processes_on_loopback_end_with_identical_weights(tmp_path):
     x, y = tiny_data()
     np.save(tmp_path / "x.npy", x)

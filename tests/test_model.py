@@ -285,19 +285,23 @@ def test_sinusoidal_positions_are_the_transformer_formula():
     assert np.count_nonzero(table[0, 1::2] - 1.0) == 0
 
 
-@pytest.mark.parametrize("kind", ["learned", "sinusoidal"])
-def test_model_with_bigrams_and_position_embedding_saves_and_loads_in_a_fresh_process(kind, tmp_path):
-    keras.utils.set_random_seed(4)
-    model = build_model(make_params(position_embedding=kind, bigram_buckets=300), VOCAB)
+def test_models_with_bigrams_and_position_embeddings_save_and_load_in_a_fresh_process(tmp_path):
+    kinds = ["learned", "sinusoidal"]
     x = _padded(_reviews(), 40)
-    save_model(model, ["", "[UNK]"] + [f"w{i}" for i in range(VOCAB - 2)], 40, 1, tmp_path / "model")
     np.save(tmp_path / "x.npy", x)
+    models = {}
+    for kind in kinds:
+        keras.utils.set_random_seed(4)
+        models[kind] = build_model(make_params(position_embedding=kind, bigram_buckets=300), VOCAB)
+        save_model(models[kind], ["", "[UNK]"] + [f"w{i}" for i in range(VOCAB - 2)], 40, 1, tmp_path / kind)
     _finish(_python("""
         import numpy as np
         from imdb_sentiment.saving import load_classifier
-        np.save("loaded.npy", load_classifier("model").predict(np.load("x.npy"), verbose=0))
+        for kind in ("learned", "sinusoidal"):
+            np.save(f"{kind}.npy", load_classifier(kind).predict(np.load("x.npy"), verbose=0))
     """, cwd=tmp_path))
-    np.testing.assert_allclose(np.load(tmp_path / "loaded.npy"), model.predict(x, verbose=0), atol=1e-6)
+    for kind in kinds:
+        np.testing.assert_allclose(np.load(tmp_path / f"{kind}.npy"), models[kind].predict(x, verbose=0), atol=1e-6)
 
 
 def test_kept_epoch_is_the_best_validation_loss_with_patience_and_the_last_without():

@@ -116,12 +116,12 @@ def test_self_trained_model_counts_its_ratios_on_the_pseudo_labelled_reviews_too
     x[:, 0] = np.where(y == 1, 3, 4)
     unlabeled = rng.integers(5, VOCAB, size=(32, 12)).astype(np.int32)
     unlabeled[:, 0], unlabeled[:, 1] = 3, 2  # all pseudo-labelled positive, with word 2
-    common = dict(nb_ngrams=1, nb_buckets=VOCAB, sequence_length=12, epochs=3, learning_rate=0.05)
-    supervised = train(make_params(**common, pseudo_label_confidence=0.0), x[:36], y[:36], x[36:], y[36:], VOCAB)[0]
-    self_trained, _, _, trained_on = train(make_params(**common, pseudo_label_confidence=0.5), x[:36], y[:36],
-                                           x[36:], y[36:], VOCAB, x_unlabeled=unlabeled)
+    params = make_params(nb_ngrams=1, nb_buckets=VOCAB, sequence_length=12, epochs=3, learning_rate=0.05,
+                         pseudo_label_confidence=0.5)
+    self_trained, _, _, trained_on = train(params, x[:36], y[:36], x[36:], y[36:], VOCAB, x_unlabeled=unlabeled)
     assert trained_on > 36
-    before = np.asarray(supervised.get_layer("naive_bayes").ratios)[:, 0]
-    after = np.asarray(self_trained.get_layer("naive_bayes").ratios)[:, 0]
+    branch = self_trained.get_layer("naive_bayes")
+    before = naive_bayes_ratios(branch, x[:36], y[:36])  # what the first model was given
+    after = np.asarray(branch.ratios)[:, 0]
     assert before[2] == pytest.approx(before[1])  # word 2: as unseen as word 1, which no review holds
     assert after[2] > after[1] + 0.5  # seen, in pseudo-labelled positive reviews
