@@ -18,5 +18,6 @@ from imdb_sentiment.optimizer import LazyAdamW
 from imdb_sentiment.text import custom_standardization
 
 __all__ = [
-    "CustomMultiheadAttention", "HashedBigramEmbedding", "LazyAdamW", "NaiveBayesNgrams", "PositionEmbedding", "custom_standardization",
+    "CustomMultiheadAttention", "HashedBigramEmbedding", "LazyAdamW", "NaiveBayesNgrams", "PositionEmbedding",
+    "custom_standardization",
 ]

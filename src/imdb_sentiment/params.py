@@ -29,12 +29,10 @@ MAX_NGRAMS = 3
 # false`` restores its bug too): the reference row of the README's results and the benchmark.
 ORIGINAL_CONFIGURATION = {
     "max_features": 10000, "sequence_length": 250, "ngrams": 1, "bigram_buckets": 0, "nb_ngrams": 0,
-    "embedding_dim": 16,
-    "position_embedding": "none", "pooling": "attention", "embed_dim": 512, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2,
-    "use_mask": True, "batch_size": 32, "epochs": 10, "patience": 0, "learning_rate": 0.001,
-    "lr_schedule": "constant", "weight_decay": 0.0, "lazy_updates": False, "refit": False,
-    "pseudo_label_confidence": 0.0,
-    "validation_split": 0.2,
+    "embedding_dim": 16, "position_embedding": "none", "pooling": "attention", "embed_dim": 512,
+    "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2, "use_mask": True, "batch_size": 32,
+    "epochs": 10, "patience": 0, "learning_rate": 0.001, "lr_schedule": "constant", "weight_decay": 0.0,
+    "lazy_updates": False, "refit": False, "pseudo_label_confidence": 0.0, "validation_split": 0.2,
 }
 
 
