@@ -456,7 +456,8 @@ def test_self_training_fits_a_fresh_model_on_training_and_pseudo_labelled_review
     from imdb_sentiment.training import pseudo_labels
     x, y = separable_reviews(64, 0)
     unlabeled = separable_reviews(80, 1)[0]
-    common = dict(sequence_length=12, epochs=4, patience=0, learning_rate=0.05, dropout=0.0, refit=False)
+    common = dict(sequence_length=12, epochs=4, patience=0, learning_rate=0.05, dropout=0.0, refit=False,
+                  teacher_pooling="attention")  # the teacher, fitted alone first, is the same model
     teacher, rows, _, trained_on = train(make_params(**common, pseudo_label_confidence=0.0),
                                          x[:48], y[:48], x[48:], y[48:], VOCAB, x_unlabeled=unlabeled)
     assert trained_on == 48
@@ -470,3 +471,24 @@ def test_self_training_fits_a_fresh_model_on_training_and_pseudo_labelled_review
     assert len(rows_student) == kept == 4
     steps_per_epoch = int(teacher.optimizer.iterations) // 4
     assert int(student.optimizer.iterations) >= 4 * (steps_per_epoch + sure // 16)
+
+
+@pytest.mark.parametrize("unlabeled", ["like the training reviews", "unknown words only"])
+def test_the_teacher_is_pooled_as_teacher_pooling_says_and_the_saved_model_as_pooling_says(unlabeled, monkeypatch):
+    """An average-pooled teacher labels the unlabeled reviews; the model returned is the
+    attention classifier, also when the teacher is sure of none of them (reviews of words it
+    never saw, at 0.9999 confidence)."""
+    import imdb_sentiment.training as training
+    x, y = separable_reviews(64, 0)
+    params = make_params(sequence_length=12, epochs=2, learning_rate=0.05, refit=False, pooling="attention",
+                         teacher_pooling="average", pseudo_label_confidence=0.9999)
+    x_unlabeled = separable_reviews(40, 1)[0] if unlabeled == "like the training reviews" else np.ones((8, 12), np.int32)
+    built, build = [], training.build_model
+    monkeypatch.setattr(training, "build_model", lambda p, size: built.append(p.pooling) or build(p, size))
+    stopwatch = training.Stopwatch()
+    model, _, _, trained_on = train(params, x[:48], y[:48], x[48:], y[48:], VOCAB,
+                                    x_unlabeled=x_unlabeled, stopwatch=stopwatch)
+    assert built == ["average", "attention"]
+    assert "attention" in [layer.name for layer in model.layers]
+    assert "fit self_trained" in stopwatch.seconds
+    assert (trained_on > 48) == (unlabeled == "like the training reviews")

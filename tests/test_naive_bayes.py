@@ -62,14 +62,15 @@ def test_ratios_are_the_smoothed_log_count_ratios_of_reviews_holding_each_ngram(
     assert ratios[3] > ratios[5] > 0 > ratios[4]
 
 
-def test_logit_is_the_scaled_sum_of_ratio_times_weight_over_distinct_ngrams():
+def test_logit_is_the_scaled_sum_of_ratio_times_weight_over_distinct_ngrams_over_their_root_count():
     nb = layer(max_n=2, scale=2.5, buckets=64)
     rng = np.random.default_rng(0)
     nb.set_ratios(rng.normal(size=64))
     nb.table.assign(rng.normal(size=(64, 1)).astype("float32"))
     tokens = np.array([[7, 8, 7, 8, 0, 0], [9, 0, 0, 0, 0, 0]])
     ratios, weights = np.asarray(nb.ratios)[:, 0], np.asarray(nb.table)[:, 0]
-    expected = [2.5 * sum(ratios[i] * weights[i] for i in distinct_ids(nb, row)) for row in tokens]
+    expected = [2.5 * sum(ratios[i] * weights[i] for i in distinct_ids(nb, row)) / len(distinct_ids(nb, row)) ** 0.5
+                for row in tokens]
     np.testing.assert_allclose(np.asarray(nb(tokens))[:, 0], expected, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(nb(tokens[:, :4])), np.asarray(nb(tokens)), rtol=1e-6)
 

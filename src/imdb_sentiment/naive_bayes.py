@@ -10,11 +10,15 @@ with the attention branch in one model and serves inside the same SavedModel:
   a review's n-grams count once each, however often they occur (binarized features);
 - the ratios are fixed: :func:`naive_bayes_ratios` counts them on the labelled training reviews
   before training and :meth:`NaiveBayesNgrams.set_ratios` stores them in the layer;
-- the logit is the sum, over the review's distinct n-grams, of ``scale x ratio x weight``: a
-  logistic regression on ratio-scaled features, as NBSVM's, learned from weights of 0. Under
-  Adam, whose steps do not depend on a gradient's size, ``scale x ratio`` is how far a step
-  moves an n-gram's contribution: n-grams that tell the classes apart move first, the many that
-  do not barely move, and ``scale`` sets how fast this branch learns beside the attention.
+- the logit is the sum, over the review's distinct n-grams, of ``scale x ratio x weight``,
+  divided by the square root of their number: a logistic regression on ratio-scaled features,
+  as NBSVM's, with each review's feature vector of unit length (as a tf-idf classifier's), learned
+  from weights of 0. Without that division a one-line review's few n-grams would sum to a logit
+  near 0, and the attention branch, whose average does not shrink with length, would decide
+  short reviews alone. Under Adam, whose steps do not depend on a gradient's size,
+  ``scale x ratio`` is how far a step moves an n-gram's contribution: n-grams that tell the
+  classes apart move first, the many that do not barely move, and ``scale`` sets how fast this
+  branch learns beside the attention.
 """
 
 from __future__ import annotations
@@ -77,7 +81,8 @@ class NaiveBayesNgrams(keras.layers.Layer):
         present = ops.cast(ids != _ABSENT, "float32")[:, :, None]
         ids = ops.maximum(ids, 0)
         contribution = lookup_rows(self.ratios, ids) * lookup_rows(self.table, ids)
-        return ops.sum(contribution * present, axis=1) * self.scale
+        count = ops.maximum(ops.sum(present, axis=1), 1.0)
+        return ops.sum(contribution * present, axis=1) * self.scale / ops.sqrt(count)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)

@@ -65,6 +65,7 @@ class Params:
     patience: int
     refit: bool
     pseudo_label_confidence: float
+    teacher_pooling: str
     learning_rate: float
     lr_schedule: str
     weight_decay: float
@@ -168,6 +169,7 @@ def parse_params(raw: Any) -> Params:
         patience=_int(raw, "patience", minimum=0),
         refit=_bool(raw, "refit"),
         pseudo_label_confidence=_float(raw, "pseudo_label_confidence", 0.0, 1.0, low_open=False, high_open=True),
+        teacher_pooling=_choice(raw, "teacher_pooling", POOLINGS),
         lr_schedule=_choice(raw, "lr_schedule", LR_SCHEDULES),
         distribute=_choice(raw, "distribute", DISTRIBUTE),
         precision=_choice(raw, "precision", PRECISIONS),

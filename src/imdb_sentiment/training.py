@@ -4,6 +4,7 @@ and in the precision of :mod:`imdb_sentiment.distribute`), logged epoch by epoch
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import time
@@ -288,10 +289,11 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
     ``params.distribute`` if not given; ``live``: a dvclive ``Live`` that gets every fit's epochs
     (``supervised``, ``self_trained``, ``refit``); ``stopwatch``: gets each phase's seconds.
 
-    With ``params.pseudo_label_confidence`` (self-training) and unlabeled reviews, the model is
-    then used as a teacher: the unlabeled reviews it is that sure of join the training reviews
-    with the label it gives them, and a fresh model (same seed) is fitted on them the same way,
-    early stopping included. Its history and kept epoch are the ones returned.
+    With ``params.pseudo_label_confidence`` (self-training) and unlabeled reviews, that first
+    model is a teacher, pooled as ``params.teacher_pooling`` says: the unlabeled reviews it is
+    that sure of join the training reviews with the label it gives them, and a fresh model (same
+    seed, ``params.pooling``) is fitted on them the same way, early stopping included. Its
+    history and kept epoch are the ones returned.
 
     With ``params.nb_ngrams`` each fresh model's Naive-Bayes ratios are counted on the reviews it
     is fitted on, with their labels, pseudo-labels included: never on the validation reviews,
@@ -307,33 +309,35 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
 
     stopwatch = stopwatch or Stopwatch()
 
-    def fresh_model(x, y):
+    def fresh_model(x, y, model_params=params):
         """A compiled classifier for training on (x, y); with ``nb_ngrams``, its n-gram ratios
         counted on them."""
         with stopwatch.phase("build"):
-            model = compiled_model(params, vocabulary_size, strategy, len(x))
+            model = compiled_model(model_params, vocabulary_size, strategy, len(x))
         if params.nb_ngrams:
             with stopwatch.phase("count n-grams"):
                 layer = model.get_layer("naive_bayes")
                 layer.set_ratios(naive_bayes_ratios(layer, x, y))
         return model
 
-    def fit_fresh_model(x, y, name):
-        model = fresh_model(x, y)
+    def fit_fresh_model(x, y, name, model_params=params):
+        model = fresh_model(x, y, model_params)
         with stopwatch.phase(f"fit {name}"):
             rows = fit(model, strategy, params, x, y, (x_val, y_val), params.epochs, params.patience,
                        EpochLog(live, name, stopwatch))
         return model, rows, kept_epoch(rows, params.patience)
 
-    model, rows, kept = fit_fresh_model(x_train, y_train, "supervised")
-    if params.pseudo_label_confidence and x_unlabeled is not None and len(x_unlabeled):
+    self_training = bool(params.pseudo_label_confidence and x_unlabeled is not None and len(x_unlabeled))
+    teacher = dataclasses.replace(params, pooling=params.teacher_pooling) if self_training else params
+    model, rows, kept = fit_fresh_model(x_train, y_train, "supervised", teacher)
+    if self_training:
         with stopwatch.phase("pseudo-label"):
             x_sure, y_sure = pseudo_labels(model, x_unlabeled, params.pseudo_label_confidence)
         print(f"train: {len(x_sure):,} of {len(x_unlabeled):,} unlabeled reviews pseudo-labelled "
               f"(probability >= {params.pseudo_label_confidence})", flush=True)
-        if len(x_sure):
-            x_train, y_train = np.concatenate([x_train, x_sure]), np.concatenate([y_train, y_sure])
-            model, rows, kept = fit_fresh_model(x_train, y_train, "self_trained")
+        # Fitted even when no review is pseudo-labelled: the model saved is pooled as `pooling` says.
+        x_train, y_train = np.concatenate([x_train, x_sure]), np.concatenate([y_train, y_sure])
+        model, rows, kept = fit_fresh_model(x_train, y_train, "self_trained")
     if params.refit:
         x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
         model = fresh_model(x_train, y_train)
