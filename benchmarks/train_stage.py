@@ -20,6 +20,7 @@ FLOPs, so a low ratio means time spent outside the products.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -117,10 +118,12 @@ def main() -> None:
     unlabeled_lengths = load_ragged(args.vectorized, "unlabeled")[1]
     epochs_per_fit = run["epochs_run"]
     unlabeled_mean = forward_flops(unlabeled_lengths, params) / max(len(unlabeled_lengths), 1)
-    train_flops = {"fit supervised": 3 * epochs_per_fit * forward_flops(train_lengths, params)}
-    if run["pseudo_labelled_reviews"]:
-        train_flops["fit self_trained"] = train_flops["fit supervised"] + \
-            3 * epochs_per_fit * run["pseudo_labelled_reviews"] * unlabeled_mean
+    # With self-training the first fit is the teacher's, pooled as teacher_pooling says.
+    teacher = dataclasses.replace(params, pooling=params.teacher_pooling) if params.pseudo_label_confidence else params
+    train_flops = {"fit supervised": 3 * epochs_per_fit * forward_flops(train_lengths, teacher)}
+    if params.pseudo_label_confidence:
+        train_flops["fit self_trained"] = 3 * epochs_per_fit * (
+            forward_flops(train_lengths, params) + run["pseudo_labelled_reviews"] * unlabeled_mean)
     floor = matmul_gflops()
 
     accounted = sum(s for name, s in phases.items() if not name.startswith("validate"))

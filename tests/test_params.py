@@ -61,6 +61,15 @@ def test_the_original_configuration_is_valid_and_differs_from_the_defaults():
     assert any(_RAW[key] != value for key, value in ORIGINAL_CONFIGURATION.items())
 
 
+def test_the_readmes_original_command_sets_the_original_configuration():
+    """The README's `dvc exp run --name original -S ...` runs what ORIGINAL_CONFIGURATION says,
+    whatever the defaults are now (a default that changes must be set back there)."""
+    readme = (REPO_PARAMS.parent / "README.md").read_text(encoding="utf-8")
+    command = re.search(r"dvc exp run --name original (.*?)\n```", readme, re.S).group(1)
+    changes = {key: yaml.safe_load(value) for key, value in re.findall(r"-S (\w+)=(\S+)", command)}
+    assert parse_params(raw(**changes)) == parse_params(raw(**ORIGINAL_CONFIGURATION))
+
+
 def test_every_hyperparameter_is_a_top_level_key():
     """`dvc exp run -S num_heads=4` reaches a parameter only by its bare top-level name."""
     assert set(_RAW) == {f.name for f in fields(Params)}

@@ -9,6 +9,7 @@ with the attention branch in one model and serves inside the same SavedModel:
 - each n-gram of token ids is hashed into one of ``buckets`` rows (no n-gram vocabulary to ship);
   a review's n-grams count once each, however often they occur (binarized features);
 - the ratios are fixed: :func:`naive_bayes_ratios` counts them on the labelled training reviews
+  (:func:`ngram_counts`, which add up, so that a fit on more reviews counts only the new ones)
   before training and :meth:`NaiveBayesNgrams.set_ratios` stores them in the layer;
 - the logit is the sum, over the review's distinct n-grams, of ``scale x ratio x weight``,
   divided by the square root of their number: a logistic regression on ratio-scaled features,
@@ -91,16 +92,27 @@ class NaiveBayesNgrams(keras.layers.Layer):
         return {**super().get_config(), "buckets": self.buckets, "max_n": self.max_n, "scale": self.scale}
 
 
-def naive_bayes_ratios(layer: NaiveBayesNgrams, x: np.ndarray, y: np.ndarray, smoothing: float = 1.0,
-                       chunk: int = 1024) -> np.ndarray:
-    """The log-count ratio of every bucket: log of (p / |p|) / (q / |q|), where p and q count the
-    positive and negative reviews of (x, y) holding the bucket's n-grams, plus ``smoothing``."""
-    counts = np.full((2, layer.buckets), smoothing, dtype=np.float64)
+def ngram_counts(layer: NaiveBayesNgrams, x: np.ndarray, y: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """``(2, buckets)``: how many negative (row 0) and positive (row 1) reviews of (x, y) hold
+    each bucket's n-grams. Counts of disjoint reviews add up."""
+    counts = np.zeros((2, layer.buckets), dtype=np.float64)
     for start in range(0, len(x), chunk):
         ids = np.asarray(layer.ngram_ids(x[start:start + chunk]))
         labels = np.asarray(y[start:start + chunk])
         for label in (0, 1):
             rows = ids[labels == label]
             counts[label] += np.bincount(rows[rows != _ABSENT], minlength=layer.buckets)
-    shares = counts / counts.sum(axis=1, keepdims=True)
+    return counts
+
+
+def log_count_ratios(counts: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """The log-count ratio of every bucket: log of (p / |p|) / (q / |q|), where p and q are the
+    positive and negative rows of :func:`ngram_counts`, plus ``smoothing``."""
+    smoothed = counts + smoothing
+    shares = smoothed / smoothed.sum(axis=1, keepdims=True)
     return np.log(shares[1] / shares[0]).astype(np.float32)
+
+
+def naive_bayes_ratios(layer: NaiveBayesNgrams, x: np.ndarray, y: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """The log-count ratios of the reviews (x, y), for ``layer``'s buckets."""
+    return log_count_ratios(ngram_counts(layer, x, y), smoothing)

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from imdb_sentiment.distribute import check_batch_size, strategy_for, use_precision
 from imdb_sentiment.model import LENGTH_STEP, build_model, compile_model, predict_logits
-from imdb_sentiment.naive_bayes import naive_bayes_ratios
+from imdb_sentiment.naive_bayes import log_count_ratios, ngram_counts
 from imdb_sentiment.params import Params
 from imdb_sentiment.text import PAD
 
@@ -308,16 +308,22 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
     check_batch_size(params.batch_size, strategy)
 
     stopwatch = stopwatch or Stopwatch()
+    # Each fit's reviews are the previous fit's with more appended (pseudo-labelled, then
+    # validation reviews), so the n-gram counts of the first `counted` need not be made again.
+    counts, counted = None, 0
 
     def fresh_model(x, y, model_params=params):
         """A compiled classifier for training on (x, y); with ``nb_ngrams``, its n-gram ratios
         counted on them."""
+        nonlocal counts, counted
         with stopwatch.phase("build"):
             model = compiled_model(model_params, vocabulary_size, strategy, len(x))
         if params.nb_ngrams:
             with stopwatch.phase("count n-grams"):
                 layer = model.get_layer("naive_bayes")
-                layer.set_ratios(naive_bayes_ratios(layer, x, y))
+                new = ngram_counts(layer, x[counted:], y[counted:])
+                counts, counted = new if counts is None else counts + new, len(x)
+                layer.set_ratios(log_count_ratios(counts))
         return model
 
     def fit_fresh_model(x, y, name, model_params=params):
