@@ -14,7 +14,8 @@ The FLOPs are counted from the layer's matrix products at each batch's padded le
 hold reviews of similar length, cut to a multiple of 32 tokens): projections, scores, the
 pooled weights and the output, times 3 for a training step (forward and backward); validation
 and pseudo-labelling are timed, not counted. Softmax, masking and embedding lookups count no
-FLOPs, so a low ratio means time spent outside the products.
+FLOPs, so a low ratio means time spent outside the products. An average-pooled fit (the
+self-training teacher's, by default) has no such products and gets no rate.
 """
 
 from __future__ import annotations
@@ -120,8 +121,10 @@ def main() -> None:
     unlabeled_mean = forward_flops(unlabeled_lengths, params) / max(len(unlabeled_lengths), 1)
     # With self-training the first fit is the teacher's, pooled as teacher_pooling says.
     teacher = dataclasses.replace(params, pooling=params.teacher_pooling) if params.pseudo_label_confidence else params
-    train_flops = {"fit supervised": 3 * epochs_per_fit * forward_flops(train_lengths, teacher)}
-    if params.pseudo_label_confidence:
+    train_flops = {}
+    if teacher.pooling == "attention":  # an average-pooled fit is lookups and sums: no products to rate
+        train_flops["fit supervised"] = 3 * epochs_per_fit * forward_flops(train_lengths, teacher)
+    if params.pseudo_label_confidence and params.pooling == "attention":
         train_flops["fit self_trained"] = 3 * epochs_per_fit * (
             forward_flops(train_lengths, params) + run["pseudo_labelled_reviews"] * unlabeled_mean)
     floor = matmul_gflops()

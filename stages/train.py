@@ -1,9 +1,10 @@
 """DVC stage `train`: fit the attention classifier on the vectorized training split (with
-``pseudo_label_confidence``, then a fresh one on those and the unlabeled reviews the first is sure
-of, labelled by it; with ``refit``, then a fresh one on training and validation reviews for the
-epochs kept); log every fit's epochs through dvclive; save the model (a SavedModel that serves raw
-text, and the Keras classifier's config), its validation figures, and what it trained on with
-which software versions."""
+``pseudo_label_confidence``, first a teacher pooled as ``teacher_pooling`` says, then the
+classifier on those and the unlabeled reviews the teacher is sure of, labelled by it; with
+``refit``, then a fresh one on training and validation reviews for the epochs kept); log every
+fit's epochs through dvclive; save the model (a SavedModel that serves raw text, and the Keras
+classifier's config), its validation figures, and what it trained on with which software
+versions."""
 
 import argparse
 import shutil
