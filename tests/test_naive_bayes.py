@@ -100,19 +100,6 @@ def test_training_counts_the_ratios_on_the_labelled_training_reviews_and_learns_
     assert np.abs(np.asarray(branch.table)).max() > 0
 
 
-def test_the_refit_counts_its_ratios_on_the_training_and_validation_reviews():
-    """The refit's ratios add the validation reviews' counts to those already made of the
-    training reviews: the same ratios as counting all of them afresh."""
-    rng = np.random.default_rng(3)
-    x = rng.integers(2, VOCAB, size=(64, 12)).astype(np.int32)
-    y = rng.integers(0, 2, size=64)
-    params = make_params(nb_ngrams=2, nb_buckets=97, sequence_length=12, pseudo_label_confidence=0.0, refit=True)
-    model = train(params, x[:48], y[:48], x[48:], y[48:], VOCAB)[0]
-    branch = model.get_layer("naive_bayes")
-    np.testing.assert_allclose(np.asarray(branch.ratios)[:, 0], naive_bayes_ratios(branch, x, y), rtol=1e-6)
-    assert not np.allclose(naive_bayes_ratios(branch, x, y), naive_bayes_ratios(branch, x[:48], y[:48]))
-
-
 @pytest.mark.parametrize("bad", [{"nb_ngrams": -1}, {"nb_buckets": 0}, {"nb_scale": 0}])
 def test_bad_branch_params_fail_naming_the_key(bad):
     from imdb_sentiment.errors import PipelineError
