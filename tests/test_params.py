@@ -214,6 +214,11 @@ def test_position_embedding_must_be_one_of_the_kinds(value):
         f"params.yaml: position_embedding must be one of none, learned, sinusoidal; got {value!r}")
 
 
+@pytest.mark.parametrize("key", ["pooling", "teacher_pooling"])
+def test_poolings_must_be_attention_or_average(key):
+    assert error(raw(**{key: "max"})) == f"params.yaml: {key} must be one of attention, average; got 'max'"
+
+
 def test_choices_and_switches_that_are_allowed():
     params = parse_params(raw(ngrams=2, bigram_buckets=0, patience=0, position_embedding="sinusoidal"))
     assert (params.ngrams, params.bigram_buckets, params.patience, params.position_embedding) == (2, 0, 0, "sinusoidal")
