@@ -29,6 +29,7 @@ import numpy as np
 from keras import ops
 
 from imdb_sentiment.embeddings import lookup_rows
+from imdb_sentiment.text import PAD
 
 _MULTIPLIER = 1_000_003  # a prime: (a, b) and (b, a) hash apart
 _ABSENT = -1  # the id of an n-gram that overlaps padding
@@ -95,14 +96,18 @@ class NaiveBayesNgrams(keras.layers.Layer):
 def ngram_counts(layer: NaiveBayesNgrams, x: np.ndarray, y: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """``(2, buckets)``: how many negative (row 0) and positive (row 1) reviews of (x, y) hold
     each bucket's n-grams. Counts of disjoint reviews add up."""
-    counts = np.zeros((2, layer.buckets), dtype=np.float64)
+    lengths = np.count_nonzero(x != PAD, axis=1)
+    order = np.argsort(lengths, kind="stable")  # chunks of similar length, each cut to its longest
+    found: tuple[list, list] = ([], [])
     for start in range(0, len(x), chunk):
-        ids = np.asarray(layer.ngram_ids(x[start:start + chunk]))
-        labels = np.asarray(y[start:start + chunk])
+        rows = order[start:start + chunk]
+        ids = np.asarray(layer.ngram_ids(x[rows, :max(int(lengths[rows].max()), 1)]))
+        labels = np.asarray(y)[rows]
         for label in (0, 1):
-            rows = ids[labels == label]
-            counts[label] += np.bincount(rows[rows != _ABSENT], minlength=layer.buckets)
-    return counts
+            of_label = ids[labels == label]
+            found[label].append(of_label[of_label != _ABSENT])
+    return np.stack([np.bincount(np.concatenate(ids or [np.zeros(0, np.int64)]), minlength=layer.buckets)
+                     for ids in found]).astype(np.float64)
 
 
 def log_count_ratios(counts: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
