@@ -21,7 +21,6 @@ self-training teacher's, by default) has no such products and gets no rate.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import re
@@ -120,7 +119,7 @@ def main() -> None:
     epochs_per_fit = run["epochs_run"]
     unlabeled_mean = forward_flops(unlabeled_lengths, params) / max(len(unlabeled_lengths), 1)
     # With self-training the first fit is the teacher's, pooled as teacher_pooling says.
-    teacher = dataclasses.replace(params, pooling=params.teacher_pooling) if params.pseudo_label_confidence else params
+    teacher = params.teacher() if params.pseudo_label_confidence else params
     train_flops = {}
     if teacher.pooling == "attention":  # an average-pooled fit is lookups and sums: no products to rate
         train_flops["fit supervised"] = 3 * epochs_per_fit * forward_flops(train_lengths, teacher)

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from imdb_sentiment.batching import length_batches
 from imdb_sentiment.embeddings import lookup_rows
 from imdb_sentiment.text import PAD
 
@@ -96,15 +97,13 @@ class NaiveBayesNgrams(keras.layers.Layer):
 def ngram_counts(layer: NaiveBayesNgrams, x: np.ndarray, y: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """``(2, buckets)``: how many negative (row 0) and positive (row 1) reviews of (x, y) hold
     each bucket's n-grams. Counts of disjoint reviews add up."""
-    lengths = np.count_nonzero(x != PAD, axis=1)
-    order = np.argsort(lengths, kind="stable")  # chunks of similar length, each cut to its longest
+    lengths, labels = np.count_nonzero(x != PAD, axis=1), np.asarray(y)
     found: tuple[list, list] = ([], [])
-    for start in range(0, len(x), chunk):
-        rows = order[start:start + chunk]
+    # Chunks of reviews of similar length, each cut to its longest: no n-grams of padding to sort.
+    for rows in length_batches(lengths.tolist(), tokens_per_batch=chunk * x.shape[1], max_batch=chunk):
         ids = np.asarray(layer.ngram_ids(x[rows, :max(int(lengths[rows].max()), 1)]))
-        labels = np.asarray(y)[rows]
         for label in (0, 1):
-            of_label = ids[labels == label]
+            of_label = ids[labels[rows] == label]
             found[label].append(of_label[of_label != _ABSENT])
     return np.stack([np.bincount(np.concatenate(ids or [np.zeros(0, np.int64)]), minlength=layer.buckets)
                      for ids in found]).astype(np.float64)

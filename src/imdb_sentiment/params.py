@@ -8,7 +8,7 @@ with a :class:`PipelineError` that names the key and the expected value.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,10 @@ class Params:
     precision: str
     validation_split: float
     seed: int
+
+    def teacher(self) -> Params:
+        """The params of the self-training teacher: these, pooled as ``teacher_pooling`` says."""
+        return replace(self, pooling=self.teacher_pooling)
 
 
 def _fail(key: str, problem: str) -> PipelineError:

@@ -4,7 +4,6 @@ and in the precision of :mod:`imdb_sentiment.distribute`), logged epoch by epoch
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import random
 import time
@@ -334,8 +333,7 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
         return model, rows, kept_epoch(rows, params.patience)
 
     self_training = bool(params.pseudo_label_confidence and x_unlabeled is not None and len(x_unlabeled))
-    teacher = dataclasses.replace(params, pooling=params.teacher_pooling) if self_training else params
-    model, rows, kept = fit_fresh_model(x_train, y_train, "supervised", teacher)
+    model, rows, kept = fit_fresh_model(x_train, y_train, "supervised", params.teacher() if self_training else params)
     if self_training:
         with stopwatch.phase("pseudo-label"):
             x_sure, y_sure = pseudo_labels(model, x_unlabeled, params.pseudo_label_confidence)
