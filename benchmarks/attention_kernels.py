@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
-from imdb_sentiment.attention import CustomMultiheadAttention  # noqa: E402
+from imdb_sentiment.model.attention import CustomMultiheadAttention  # noqa: E402
 
 
 class FusedAttention(CustomMultiheadAttention):

@@ -18,9 +18,9 @@ cli.quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 
-from imdb_sentiment.model import predict_logits  # noqa: E402
-from imdb_sentiment.saving import load_classifier  # noqa: E402
-from imdb_sentiment.vectorized import load_split  # noqa: E402
+from imdb_sentiment.model.classifier import predict_logits  # noqa: E402
+from imdb_sentiment.model.saving import load_classifier  # noqa: E402
+from imdb_sentiment.features.vectorized import load_split  # noqa: E402
 
 OPENINGS = (5, 10, 20, 50)
 

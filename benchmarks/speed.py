@@ -41,13 +41,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
-from imdb_sentiment.distribute import use_precision  # noqa: E402
-from imdb_sentiment.data import extract, read_split, sha256_of  # noqa: E402
-from imdb_sentiment.model import build_model, compile_model  # noqa: E402
+from imdb_sentiment.training.distribute import use_precision  # noqa: E402
+from imdb_sentiment.dataset.download import sha256_of  # noqa: E402
+from imdb_sentiment.dataset.extract import extract, read_split  # noqa: E402
+from imdb_sentiment.model.classifier import build_model, compile_model  # noqa: E402
 from imdb_sentiment.params import ORIGINAL_CONFIGURATION, parse_params  # noqa: E402
-from imdb_sentiment.text import (  # noqa: E402
+from imdb_sentiment.features.text import (  # noqa: E402
     adapt, custom_standardization, make_vectorizer, split_train_validation, vectorize, vectorize_counting)
-from imdb_sentiment.training import batches, set_seed  # noqa: E402
+from imdb_sentiment.training.fit import batches, set_seed  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 ORIGINAL = {**ORIGINAL_CONFIGURATION, "precision": "float32", "distribute": "none"}
@@ -220,7 +221,7 @@ def main() -> None:
         tmp = Path(tmp)
         train_dir = extract_for_original(args.archive, tmp / "original")
         extract(args.archive, tmp / "reviews")
-        texts, labels, _ = read_split(tmp / "reviews" / "train.jsonl")
+        texts, labels, _, _ = read_split(tmp / "reviews" / "train.jsonl")
         train_idx, _ = split_train_validation(len(texts), 0.2, 42)
         train_texts = [texts[i] for i in train_idx]
         original_train = original_dataset(train_dir)

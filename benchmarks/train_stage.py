@@ -35,9 +35,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from imdb_sentiment.model import LENGTH_STEP  # noqa: E402
+from imdb_sentiment.model.classifier import LENGTH_STEP  # noqa: E402
 from imdb_sentiment.params import Params, parse_params  # noqa: E402
-from imdb_sentiment.vectorized import load_ragged  # noqa: E402
+from imdb_sentiment.features.vectorized import load_ragged  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 

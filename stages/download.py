@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from imdb_sentiment import cli
-from imdb_sentiment.data import download
+from imdb_sentiment.dataset.download import download
 from imdb_sentiment.params import load_params
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from imdb_sentiment import cli
-from imdb_sentiment.data import extract
+from imdb_sentiment.dataset.extract import extract
 from imdb_sentiment.outputs import write_json
 
 

@@ -13,13 +13,13 @@ from imdb_sentiment import cli
 
 cli.quiet_tensorflow()
 
-from imdb_sentiment import plotting  # noqa: E402
-from imdb_sentiment.data import CLASS_NAMES  # noqa: E402
-from imdb_sentiment.explain import attention_maps, pick_examples, token_importance  # noqa: E402
+from imdb_sentiment.plots import figures as plotting  # noqa: E402
+from imdb_sentiment.dataset.extract import CLASS_NAMES  # noqa: E402
+from imdb_sentiment.plots.explain import attention_maps, pick_examples, token_importance  # noqa: E402
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.outputs import atomic_path  # noqa: E402
-from imdb_sentiment.saving import load_classifier  # noqa: E402
-from imdb_sentiment.vectorized import load_split, load_vocabulary  # noqa: E402
+from imdb_sentiment.model.saving import load_classifier  # noqa: E402
+from imdb_sentiment.features.vectorized import load_split, load_vocabulary  # noqa: E402
 
 
 def _read_csv(path: Path, delimiter: str = ",") -> list[dict]:
@@ -64,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("live", type=Path, help="dvclive folder written by the train stage")
     parser.add_argument("roc", type=Path)
+    parser.add_argument("confusion", type=Path, help="CSV file: actual, predicted, a row a review")
     parser.add_argument("predictions", type=Path)
     parser.add_argument("metrics", type=Path)
     parser.add_argument("model", type=Path, help="model folder written by the train stage")
@@ -73,10 +74,11 @@ def main() -> None:
     start = time.perf_counter()
     history = training_history(args.live)
     roc = [{k: float(v) for k, v in row.items()} for row in _read_csv(args.roc)]
+    confusion = _read_csv(args.confusion)
     predictions = _read_csv(args.predictions)
-    auc = json.loads(args.metrics.read_text(encoding="utf-8"))["roc_auc"]
-    actual = np.array([CLASS_NAMES.index(r["actual"]) for r in predictions])
-    predicted = np.array([CLASS_NAMES.index(r["predicted"]) for r in predictions])
+    auc = json.loads(args.metrics.read_text(encoding="utf-8"))["test"]["roc_auc"]
+    actual = np.array([CLASS_NAMES.index(r["actual"]) for r in confusion])
+    predicted = np.array([CLASS_NAMES.index(r["predicted"]) for r in confusion])
     with atomic_path(args.figures, directory=True) as figures:
         plotting.training_curves(history, figures / "training_curves.png")
         plotting.confusion_matrix(actual, predicted, figures / "confusion_matrix.png")

@@ -17,13 +17,13 @@ cli.quiet_tensorflow()
 
 from dvclive import Live  # noqa: E402
 
-from imdb_sentiment.distribute import strategy_for  # noqa: E402
-from imdb_sentiment.environment import versions  # noqa: E402
+from imdb_sentiment.training.distribute import strategy_for  # noqa: E402
+from imdb_sentiment.training.environment import versions  # noqa: E402
 from imdb_sentiment.outputs import write_json  # noqa: E402
 from imdb_sentiment.params import load_params  # noqa: E402
-from imdb_sentiment.saving import save_model  # noqa: E402
-from imdb_sentiment.training import Stopwatch, train  # noqa: E402
-from imdb_sentiment.vectorized import load_split, load_vocabulary  # noqa: E402
+from imdb_sentiment.model.saving import save_model  # noqa: E402
+from imdb_sentiment.training.fit import Stopwatch, train  # noqa: E402
+from imdb_sentiment.features.vectorized import load_split, load_vocabulary  # noqa: E402
 
 
 def open_live(folder: Path) -> Live:
@@ -60,14 +60,15 @@ def main() -> None:
         shutil.rmtree(args.live, ignore_errors=True)  # a failed run leaves no half-written log
         raise
     best = history[kept - 1]
-    # The summary is what experiments are compared on: beside each fit's last epoch, the kept
-    # model's validation figures (what hyperparameters are chosen on) and the time taken.
-    live.summary.update({
+    live.end()
+    # Once the stage has ended, the summary is what experiments are compared on: the kept
+    # model's validation figures (what hyperparameters are chosen on) and the time taken. Each
+    # fit's per-epoch figures, shown while it ran, stay in its curves, out of `dvc exp show`.
+    write_json(args.live / "metrics.json", {
         "val_loss": round(best["val_loss"], 6),  # of the last model validated, before any refit
         "val_accuracy": round(best["val_accuracy"], 6),
         "fit_seconds": round(seconds, 1),  # the only figure that differs between identical runs
     })
-    live.end()
     pseudo_labelled = trained_on - len(x_train) - (len(x_val) if params.refit else 0)
     write_json(args.run, {
         "epochs_run": len(history),

@@ -1,5 +1,5 @@
-"""DVC stage `validate`: check the whole params.yaml (unknown keys, types, ranges) before any
-other stage runs.
+"""DVC stage `validate`: check the whole params.yaml (unknown keys, types, ranges) and a local
+data.url (that it is a file, of data.sha256's hash) before any other stage runs.
 
 DVC removes a stage's outputs just before it runs the stage's command, so a bad value found by
 the train stage itself would already have cost the last trained model. Every other stage
@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from imdb_sentiment import cli
+from imdb_sentiment.dataset.download import check_local_source
 from imdb_sentiment.outputs import write_text
 from imdb_sentiment.params import DEFAULT_PATH, load_params
 
@@ -21,7 +22,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("marker", type=Path, help=f"file to write when {DEFAULT_PATH} is valid")
     args = parser.parse_args()
-    load_params()
+    params = load_params()
+    check_local_source(params.data.url, params.data.sha256)
     write_text(args.marker, VALID)
     print(f"validate: {DEFAULT_PATH} is valid")
 

@@ -11,7 +11,7 @@ cli.quiet_tensorflow()
 
 from imdb_sentiment.outputs import write_json  # noqa: E402
 from imdb_sentiment.params import load_params  # noqa: E402
-from imdb_sentiment.vectorized import vectorize_splits  # noqa: E402
+from imdb_sentiment.features.vectorized import vectorize_splits  # noqa: E402
 
 
 def main() -> None:

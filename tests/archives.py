@@ -6,7 +6,8 @@
     aclImdb/imdb.vocab
     aclImdb/{train,test}/{pos,neg}/<i>_<rating>.txt   DEFAULT_PER_CLASS reviews per folder
     aclImdb/train/unsup/<i>_0.txt                     unlabeled reviews: never a class
-    aclImdb/train/urls_pos.txt, aclImdb/train/labeledBow.feat
+    aclImdb/{train,test}/urls_{pos,neg}.txt, train/urls_unsup.txt  each review's movie page, 2 reviews a movie
+    aclImdb/{train,test}/labeledBow.feat
 
 Review texts look like the real ones: ``<br />`` line breaks, punctuation, mixed case, and
 vocabulary that differs between pos and neg. Hostile members come from the ``*_member``
@@ -56,6 +57,17 @@ def review_name(cls: str, i: int) -> str:
     return f"{i}_{rating(cls, i)}.txt"
 
 
+def movie_of(split: str, cls: str, i: int) -> str:
+    """The movie of review ``i`` of ``split/cls`` (its line in ``urls_<cls>.txt``): two reviews a
+    movie, none shared by train and test, as in aclImdb."""
+    first = {"train": 1, "test": 5001, "unsup": 9001}[split] + (500 if cls == "pos" else 0)
+    return f"tt{first + i // 2:07d}"
+
+
+def urls_text(split: str, cls: str, n: int) -> str:
+    return "".join(f"http://www.imdb.com/title/{movie_of(split, cls, i)}/usercomments\n" for i in range(n))
+
+
 def default_reviews(per_class: int = DEFAULT_PER_CLASS) -> dict[str, list[str]]:
     """``{"train/neg": [...], "train/pos": [...], "test/neg": [...], "test/pos": [...]}``."""
     return {f"{s}/{c}": [review_text(s, c, i) for i in range(per_class)] for s in SPLITS for c in CLASSES}
@@ -69,7 +81,8 @@ def expected_records(reviews: Reviews, split: str) -> list[dict]:
             if isinstance(text, bytes):
                 text = text.decode("utf-8", errors="replace")
             if text.strip():
-                rows.append({"id": f"{cls}/{review_name(cls, i)}", "label": cls_index, "text": text})
+                rows.append({"id": f"{cls}/{review_name(cls, i)}", "label": cls_index, "text": text,
+                             "movie": movie_of(split, cls, i)})
     return sorted(rows, key=lambda r: r["id"])
 
 
@@ -152,12 +165,13 @@ def archive_members(reviews: Reviews | int | None = None, unsup: int = 3, *,
             members.append(dir_member(f"{root}/{key}/"))
             members += [file_member(f"{root}/{key}/{review_name(cls, i)}", text)
                         for i, text in enumerate(reviews[key])]
+            members.append(file_member(f"{root}/{split}/urls_{cls}.txt", urls_text(split, cls, len(reviews[key]))))
         if split == "train":
             members.append(dir_member(f"{root}/train/unsup/"))
             members += [file_member(f"{root}/train/unsup/{i}_0.txt",
                                     f"Unlabeled review {i}. {review_text('unsup', CLASSES[i % 2], i)}")
                         for i in range(unsup)]
-        members.append(file_member(f"{root}/{split}/urls_pos.txt", "http://www.imdb.com/title/tt0000001/usercomments\n"))
+            members.append(file_member(f"{root}/train/urls_unsup.txt", urls_text("unsup", "unsup", unsup)))
         members.append(file_member(f"{root}/{split}/labeledBow.feat", "9 0:1 1:2\n"))
     return members
 

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from imdb_sentiment.attention import CustomMultiheadAttention  # noqa: E402
+from imdb_sentiment.model.attention import CustomMultiheadAttention  # noqa: E402
 
 E, H = 16, 2  # embed_dim, num_heads
 D = E // H

@@ -12,8 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from conftest import committed_params_text  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
-from imdb_sentiment.training import Stopwatch  # noqa: E402
+from imdb_sentiment.training.fit import Stopwatch  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("train_stage", PROJECT / "benchmarks" / "train_stage.py")
@@ -32,7 +33,7 @@ def test_the_phase_line_the_stage_prints_is_what_the_benchmark_reads():
 
 
 def test_forward_flops_count_the_products_at_the_padded_length():
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(committed_params_text())
     params = parse_params({**raw, "embedding_dim": 8, "embed_dim": 4, "num_heads": 2, "sequence_length": 800})
     # 20 real tokens are padded to 32: projections 3*2*32*8*4, scores 2*32^2*4, pooled weights
     # 2*2*32^2, context 2*32*4, output 2*4*4, logit 2*4
@@ -46,15 +47,15 @@ def test_forward_flops_count_the_products_at_the_padded_length():
 def test_short_reviews_splits_the_logit_into_the_ngram_branch_and_the_rest(tmp_path, capsys, monkeypatch):
     import sys
 
-    from imdb_sentiment.model import build_model
-    from imdb_sentiment.naive_bayes import naive_bayes_ratios
-    from imdb_sentiment.saving import save_model
-    from imdb_sentiment.vectorized import write_split
+    from imdb_sentiment.model.classifier import build_model
+    from imdb_sentiment.model.naive_bayes import naive_bayes_ratios
+    from imdb_sentiment.model.saving import save_model
+    from imdb_sentiment.features.vectorized import write_split
 
     spec = importlib.util.spec_from_file_location("short_reviews", PROJECT / "benchmarks" / "short_reviews.py")
     short_reviews = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(short_reviews)
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw = yaml.safe_load(committed_params_text())
     raw.update(embedding_dim=8, embed_dim=8, nb_buckets=256, sequence_length=60)
     model = build_model(parse_params(raw), vocabulary_size=50)
     rng = np.random.default_rng(0)

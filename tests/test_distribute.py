@@ -17,10 +17,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from imdb_sentiment.distribute import parse_tf_config  # noqa: E402
+from conftest import committed_params_text  # noqa: E402
+from imdb_sentiment.training.distribute import parse_tf_config  # noqa: E402
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
-from imdb_sentiment.training import train  # noqa: E402
+from imdb_sentiment.training.fit import train  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY = {"max_features": 50, "sequence_length": 20, "embedding_dim": 8, "embed_dim": 8, "num_heads": 2,
@@ -29,7 +30,7 @@ TINY = {"max_features": 50, "sequence_length": 20, "embedding_dim": 8, "embed_di
 
 
 def tiny_raw(**overrides) -> dict:
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(committed_params_text())
     raw.update(TINY, **overrides)
     return raw
 
@@ -91,7 +92,7 @@ WORKER = """
     import json, sys
     import numpy as np, yaml
     from imdb_sentiment.params import parse_params
-    from imdb_sentiment.training import train
+    from imdb_sentiment.training.fit import train
     x, y = np.load("x.npy"), np.load("y.npy")
     model, rows, *_ = train(parse_params(yaml.safe_load(open("params.yaml"))), x[:32], y[:32], x[32:], y[32:], 50)
     np.savez(sys.argv[1], *model.get_weights())
@@ -131,7 +132,7 @@ def test_mirrored_strategy_trains_on_the_local_devices():
 
 
 def test_global_batch_must_split_evenly_over_replicas():
-    from imdb_sentiment.distribute import check_batch_size
+    from imdb_sentiment.training.distribute import check_batch_size
 
     class FourReplicas:
         num_replicas_in_sync = 4

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from archives import make_archive
-from imdb_sentiment import data
-from imdb_sentiment.data import OFFLINE_HINT, download
+from imdb_sentiment.dataset import download as data
+from imdb_sentiment.dataset.download import OFFLINE_HINT, download
 from imdb_sentiment.errors import PipelineError
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Moved</title></head><body>Please log in</body></html>\n"
@@ -82,6 +82,29 @@ def test_relative_local_path(archive, payload, sha, out, monkeypatch):
     monkeypatch.chdir(archive.parent)
     assert download(archive.name, sha, out) == sha
     assert out.read_bytes() == payload
+
+
+def test_relative_local_path_starts_at_the_dvc_root_dvc_names(archive, payload, sha, out, monkeypatch, tmp_path):
+    """A queued experiment runs in a copy of the project under .dvc/tmp/exps; DVC_ROOT names the
+    project itself, where a relative data.url was meant from."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(archive.parent))
+    assert download(archive.name, sha, out) == sha
+    assert out.read_bytes() == payload
+
+
+def test_validate_checks_a_local_archive_and_its_hash_naming_the_path_it_tried(archive, sha, monkeypatch, tmp_path):
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    data.check_local_source(str(archive), sha)
+    data.check_local_source(str(archive), "")  # no hash: no check of it
+    data.check_local_source("https://example.invalid/aclImdb_v1.tar.gz", sha)  # http(s): download's to check
+    with pytest.raises(PipelineError) as info:
+        data.check_local_source("../missing.tar.gz", sha)
+    assert str(info.value) == (f"data.url: ../missing.tar.gz (that is {tmp_path}/../missing.tar.gz) is not a file; "
+                               "expected the aclImdb_v1.tar.gz archive")
+    with pytest.raises(PipelineError) as info:
+        data.check_local_source(str(archive), "0" * 64)
+    assert str(info.value) == (f"sha256 mismatch for data.url {archive}: expected {'0' * 64} (data.sha256), got {sha}")
 
 
 def test_wrong_sha256_names_both_hashes_and_writes_nothing(archive, sha, out):

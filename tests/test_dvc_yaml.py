@@ -1,5 +1,6 @@
 """dvc.yaml against the code: every stage's deps cover every module it imports (directly or
-through the package), by name or by the package folder, and its params are keys that exist."""
+through the package) by its layer's folder, name no folder it does not import, and its params are
+keys that exist."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from imdb_sentiment.params import DataParams, Params
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = PROJECT / "src" / "imdb_sentiment"
 STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
-# What every stage runs through but what decides no output: the one-line error, the atomic
-# writes, and the params loader (the values themselves are each stage's `params`; `validate`
-# depends on the loader).
-INFRASTRUCTURE = {f"src/imdb_sentiment/{name}.py" for name in ("cli", "errors", "outputs", "params")}
+# What every stage runs through but what decides no output: the package's top-level modules (the
+# one-line error, the atomic writes, the params loader: the values themselves are each stage's
+# `params`; `validate` depends on the loader).
+INFRASTRUCTURE = {f"src/imdb_sentiment/{name}.py" for name in ("__init__", "cli", "errors", "outputs", "params")}
+LAYERS = {str(p.relative_to(PROJECT)) for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
 
 
 def package_imports(path: Path) -> set[str]:
@@ -33,10 +35,11 @@ def package_imports(path: Path) -> set[str]:
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names if alias.name.startswith("imdb_sentiment")]
             for name in names:
-                module = PACKAGE / (name.removeprefix("imdb_sentiment").strip(".").replace(".", "/") + ".py")
-                if module.is_file() and module not in found:
-                    found.add(module)
-                    todo.append(module)
+                relative = name.removeprefix("imdb_sentiment").strip(".").replace(".", "/")
+                for module in (PACKAGE / f"{relative}.py", PACKAGE / relative / "__init__.py"):
+                    if module.is_file() and module not in found:
+                        found.add(module)
+                        todo.append(module)
     return found
 
 
@@ -49,6 +52,22 @@ def test_stage_deps_list_every_module_it_imports(stage):
     covered = {module for module in imported if str(Path(module).parent) in deps}
     missing = imported - covered - deps - INFRASTRUCTURE
     assert missing == set(), f"{stage} imports modules missing from its deps"
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_stage_deps_name_only_the_layers_it_imports(stage):
+    """So that a change to one layer re-runs the stages that use it and no others: the reports
+    code re-runs plots alone, predict.py (no layer, no stage) nothing."""
+    code_deps = {dep for dep in STAGES[stage]["deps"] if dep.startswith("src/")}
+    imported = {str(module.relative_to(PROJECT)) for module in package_imports(PROJECT / "stages" / f"{stage}.py")}
+    layers = {str(Path(module).parent) for module in imported} & LAYERS
+    assert code_deps - INFRASTRUCTURE == layers, f"{stage}: deps {sorted(code_deps)}, imports layers {sorted(layers)}"
+
+
+def test_the_package_is_split_into_layers_and_predict_is_in_none():
+    assert {Path(layer).name for layer in LAYERS} == {"dataset", "features", "model", "training", "evaluation", "plots"}
+    assert all("src/imdb_sentiment/plots" not in STAGES[stage]["deps"] for stage in STAGES if stage != "plots")
+    assert not any(dep.endswith("predict.py") for stage in STAGES.values() for dep in stage["deps"])
 
 
 def test_every_stage_comes_after_validate():
@@ -67,10 +86,11 @@ def test_every_stage_comes_after_validate():
     for name in STAGES:
         if name != "validate":
             assert "validate" in upstream(name), f"{name} does not come after validate"
-    assert "params.yaml" in STAGES["validate"]["deps"]
+    assert STAGES["validate"]["params"] == [{"params.yaml": None}]  # every key of the file
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_stage_params_are_known_keys(stage):
     known = {f.name for f in fields(Params)} | {f"data.{f.name}" for f in fields(DataParams)}
-    assert set(STAGES[stage].get("params", [])) <= known
+    keys = {key for key in STAGES[stage].get("params", []) if isinstance(key, str)}  # {file: None}: all of it
+    assert keys <= known

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import yaml
 
+from conftest import committed_params_text  # noqa: E402
 from conftest import PROJECT
-from imdb_sentiment.explain import attention_maps, pick_examples, token_importance
-from imdb_sentiment.model import build_model
+from imdb_sentiment.plots.explain import attention_maps, pick_examples, token_importance
+from imdb_sentiment.model.classifier import build_model
 from imdb_sentiment.params import parse_params
 
 
@@ -33,7 +34,7 @@ def test_falls_back_to_long_reviews_and_skips_a_kind_that_does_not_exist():
 
 
 def test_attention_maps_cover_the_real_tokens_and_importance_sums_to_one():
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw = yaml.safe_load(committed_params_text())
     raw.update(embedding_dim=8, embed_dim=8, num_heads=2, bigram_buckets=0, nb_buckets=256, position_embedding="none")
     model = build_model(parse_params(raw), vocabulary_size=50)
     tokens = padded([12], width=40)[0]
@@ -45,7 +46,7 @@ def test_attention_maps_cover_the_real_tokens_and_importance_sums_to_one():
 
 
 def test_attention_maps_see_the_pair_and_position_vectors_the_model_adds():
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw = yaml.safe_load(committed_params_text())
     raw.update(embedding_dim=8, embed_dim=8, num_heads=2, sequence_length=40, bigram_buckets=0, nb_buckets=256,
                position_embedding="none")
     plain = build_model(parse_params(raw), vocabulary_size=50)
@@ -63,9 +64,9 @@ def test_attention_maps_see_the_pair_and_position_vectors_the_model_adds():
 def test_plots_draws_no_attention_figures_for_a_model_without_attention(tmp_path, capsys):
     import importlib.util
 
-    from imdb_sentiment.saving import save_model
+    from imdb_sentiment.model.saving import save_model
 
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw = yaml.safe_load(committed_params_text())
     raw.update(embedding_dim=8, bigram_buckets=0, nb_buckets=256, pooling="average")
     model = build_model(parse_params(raw), vocabulary_size=50)
     save_model(model, ["", "[UNK]"] + [f"w{i}" for i in range(48)], 40, 1, tmp_path / "model")

@@ -13,8 +13,8 @@ import pytest
 
 import archives
 from archives import default_reviews, expected_records, make_archive
-from imdb_sentiment import data
-from imdb_sentiment.data import MAX_REVIEW_BYTES, extract, read_split
+from imdb_sentiment.dataset import extract as data
+from imdb_sentiment.dataset.extract import MAX_REVIEW_BYTES, extract, read_split
 from imdb_sentiment.errors import PipelineError
 
 
@@ -62,8 +62,8 @@ def test_labeled_splits_become_jsonl(tmp_path):
     out = tmp_path / "reviews"
     report = extract(archive, out)
     per = archives.DEFAULT_PER_CLASS
-    assert report.counts == {**{split: {"neg": per, "pos": per, "total": 2 * per} for split in ("train", "test")},
-                             "unsup": {"total": 3}}
+    assert report.counts == {**{split: {"neg": per, "pos": per, "total": 2 * per, "movies": per}
+                                for split in ("train", "test")}, "unsup": {"total": 3, "movies": 2}}
     assert (report.skipped_empty, report.replaced_non_utf8, report.truncated) == (0, 0, 0)
     assert sorted(p.name for p in out.iterdir()) == ["test.jsonl", "train.jsonl", "unsup.jsonl"]
     for split in ("train", "test"):
@@ -123,7 +123,7 @@ def test_unsup_reviews_are_never_a_class_but_a_file_of_their_own(tmp_path):
     unlabeled = rows(out / "unsup.jsonl")
     assert len(unlabeled) == 7 and {r["label"] for r in unlabeled} == {-1}
     assert all(r["id"].startswith("unsup/") and r["text"].startswith("Unlabeled review") for r in unlabeled)
-    texts, labels, ids = read_split(out / "unsup.jsonl")
+    texts, labels, ids, _ = read_split(out / "unsup.jsonl")
     assert len(texts) == 7 and set(labels.tolist()) == {-1}
 
 
@@ -136,7 +136,7 @@ def test_an_archive_without_unsup_gives_an_empty_unlabeled_file(tmp_path):
 def test_read_split_gives_texts_labels_ids(tmp_path):
     archive = make_archive(tmp_path / "a.tar.gz", reviews=3)
     extract(archive, tmp_path / "reviews")
-    texts, labels, ids = read_split(tmp_path / "reviews" / "test.jsonl")
+    texts, labels, ids, _ = read_split(tmp_path / "reviews" / "test.jsonl")
     assert labels.dtype.name == "int8" and labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert ids == ["neg/0_1.txt", "neg/1_2.txt", "neg/2_3.txt", "pos/0_7.txt", "pos/1_8.txt", "pos/2_9.txt"]
     assert texts[3] == archives.review_text("test", "pos", 0)
@@ -384,3 +384,21 @@ def test_output_not_created_outside_when_out_dir_is_relative(tmp_path, monkeypat
     with pytest.raises(PipelineError, match="outside the destination"):
         extract(Path("bad.tar.gz"), Path("data/reviews"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tar.gz"]
+
+
+def test_each_review_names_its_movie_from_the_urls_files_and_the_counts_say_how_many(tmp_path):
+    archive = make_archive(tmp_path / "aclImdb_v1.tar.gz", unsup=4)
+    report = extract(archive, tmp_path / "reviews")
+    per = archives.DEFAULT_PER_CLASS
+    assert report.counts["train"]["movies"] == report.counts["test"]["movies"] == per  # 2 reviews a movie
+    assert report.counts["unsup"]["movies"] == 2
+    train, test = rows(tmp_path / "reviews" / "train.jsonl"), rows(tmp_path / "reviews" / "test.jsonl")
+    assert {r["id"]: r["movie"] for r in train}["pos/3_10.txt"] == archives.movie_of("train", "pos", 3)
+    assert not {r["movie"] for r in train} & {r["movie"] for r in test}
+
+
+def test_without_urls_files_the_movie_is_unknown(tmp_path):
+    members = [m for m in archives.archive_members() if "/urls_" not in m[0].name]
+    archive = archives.write_members(tmp_path / "aclImdb_v1.tar.gz", members)
+    extract(archive, tmp_path / "reviews")
+    assert {r["movie"] for r in rows(tmp_path / "reviews" / "train.jsonl")} == {""}

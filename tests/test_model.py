@@ -19,13 +19,14 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
-from imdb_sentiment.model import build_model, compile_model  # noqa: E402
-from imdb_sentiment.naive_bayes import naive_bayes_ratios  # noqa: E402
+from conftest import committed_params_text  # noqa: E402
+from imdb_sentiment.model.classifier import build_model, compile_model  # noqa: E402
+from imdb_sentiment.model.naive_bayes import naive_bayes_ratios  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
-from imdb_sentiment.saving import load_classifier, save_model  # noqa: E402
-from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding  # noqa: E402
-from imdb_sentiment.training import kept_epoch, train  # noqa: E402
-from imdb_sentiment.text import adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
+from imdb_sentiment.model.saving import load_classifier, save_model  # noqa: E402
+from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbedding  # noqa: E402
+from imdb_sentiment.training.fit import kept_epoch, train  # noqa: E402
+from imdb_sentiment.features.text import adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 VOCAB = 100
@@ -35,7 +36,7 @@ TINY = {"max_features": VOCAB, "sequence_length": 40, "embedding_dim": 8, "embed
 
 
 def make_params(**overrides):
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(committed_params_text())
     raw.update(TINY)
     raw.update(overrides)
     return parse_params(raw)
@@ -146,7 +147,7 @@ def saved_models(tmp_path_factory):
     (tmp / "reviews.json").write_text(json.dumps(TEXTS))
     classifier = _python("""
         import numpy as np
-        from imdb_sentiment.saving import load_classifier
+        from imdb_sentiment.model.saving import load_classifier
         np.save("loaded_logits.npy", load_classifier("model").predict(np.load("tokens.npy"), verbose=0))
     """, cwd=tmp)
     served = _python("""
@@ -227,14 +228,14 @@ def test_training_is_reproducible_across_processes(tmp_path):
         import json, sys, yaml
         import numpy as np
         from imdb_sentiment.params import parse_params
-        from imdb_sentiment.training import train
+        from imdb_sentiment.training.fit import train
         raw = yaml.safe_load(open(sys.argv[1]))
         x, y = np.load("x.npy"), np.load("y.npy")
         model, rows, *_ = train(parse_params(raw), x[:48], y[:48], x[48:], y[48:], 50)
         weights = [w.tolist() for w in model.get_weights()]
         json.dump({"history": rows, "weights": weights}, open(sys.argv[2], "w"))
     """
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(committed_params_text())
     raw.update(TINY, max_features=50, sequence_length=20, epochs=2, attention_dropout=0.2, dropout=0.3, seed=7)
     parse_params(raw)  # valid before it is handed on
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
@@ -296,7 +297,7 @@ def test_models_with_bigrams_and_position_embeddings_save_and_load_in_a_fresh_pr
         save_model(models[kind], ["", "[UNK]"] + [f"w{i}" for i in range(VOCAB - 2)], 40, 1, tmp_path / kind)
     _finish(_python("""
         import numpy as np
-        from imdb_sentiment.saving import load_classifier
+        from imdb_sentiment.model.saving import load_classifier
         for kind in ("learned", "sinusoidal"):
             np.save(f"{kind}.npy", load_classifier(kind).predict(np.load("x.npy"), verbose=0))
     """, cwd=tmp_path))
@@ -400,7 +401,7 @@ def _ragged_data(n=100, width=64, seed=0):
 
 
 def test_trimmed_batches_hold_every_review_once_cut_to_their_longest():
-    from imdb_sentiment.training import batches
+    from imdb_sentiment.training.fit import batches
 
     x, y, lengths = _ragged_data()
     epochs, dataset = [], batches(x, y, 8, seed=1, trim=True)
@@ -421,7 +422,7 @@ def test_trimmed_batches_hold_every_review_once_cut_to_their_longest():
 
 @pytest.mark.parametrize("use_mask", [True, False])
 def test_predict_logits_equals_predicting_the_padded_rows(use_mask):
-    from imdb_sentiment.model import predict_logits
+    from imdb_sentiment.model.classifier import predict_logits
 
     keras.utils.set_random_seed(1)
     model = build_model(make_params(use_mask=use_mask, sequence_length=64), VOCAB)
@@ -439,8 +440,8 @@ def separable_reviews(n: int, seed: int):
 
 
 def test_pseudo_labels_are_the_unlabeled_reviews_the_model_is_sure_of_with_its_class():
-    from imdb_sentiment.model import predict_logits
-    from imdb_sentiment.training import pseudo_labels
+    from imdb_sentiment.model.classifier import predict_logits
+    from imdb_sentiment.training.fit import pseudo_labels
     x, y = separable_reviews(64, 0)
     params = make_params(sequence_length=12, epochs=2, learning_rate=0.02, pseudo_label_confidence=0.0, refit=False)
     model = train(params, x[:48], y[:48], x[48:], y[48:], VOCAB)[0]
@@ -457,8 +458,8 @@ def test_pseudo_labels_are_the_unlabeled_reviews_the_model_is_sure_of_with_its_c
 
 
 def test_self_training_fits_a_fresh_model_on_training_and_pseudo_labelled_reviews():
-    from imdb_sentiment.model import predict_logits
-    from imdb_sentiment.training import pseudo_labels
+    from imdb_sentiment.model.classifier import predict_logits
+    from imdb_sentiment.training.fit import pseudo_labels
     x, y = separable_reviews(64, 0)
     unlabeled = separable_reviews(80, 1)[0]
     common = dict(sequence_length=12, epochs=4, patience=0, learning_rate=0.05, dropout=0.0, refit=False,
@@ -482,7 +483,7 @@ def test_the_teacher_is_pooled_as_teacher_pooling_says_and_the_saved_model_as_po
     """An average-pooled teacher labels the unlabeled reviews; the model returned is the
     attention classifier, also when the teacher is sure of none of them (reviews of words it
     never saw, at 0.9999 confidence: the other case is the self-training test's above)."""
-    import imdb_sentiment.training as training
+    import imdb_sentiment.training.fit as training
     x, y = separable_reviews(64, 0)
     params = make_params(sequence_length=12, epochs=2, learning_rate=0.05, refit=False, pooling="attention",
                          teacher_pooling="average", pseudo_label_confidence=0.9999)
@@ -496,3 +497,43 @@ def test_the_teacher_is_pooled_as_teacher_pooling_says_and_the_saved_model_as_po
     assert "attention" in [layer.name for layer in model.layers]
     assert "fit self_trained" in stopwatch.seconds
     assert trained_on == 48
+
+
+@pytest.mark.parametrize("batch_size", [8, 7])
+def test_steps_per_epoch_count_the_partly_filled_batch_of_every_length_group(batch_size):
+    from imdb_sentiment.training.fit import batches, steps_per_epoch
+
+    x, y, _ = _ragged_data()
+    assert steps_per_epoch(x, batch_size, trim=True) == sum(1 for _ in batches(x, y, batch_size, seed=3, trim=True))
+    assert steps_per_epoch(x, batch_size, trim=True) > -(-len(x) // batch_size)  # more than full batches need
+    assert steps_per_epoch(x, batch_size, trim=False) == sum(1 for _ in batches(x, y, batch_size, trim=False))
+
+
+def test_the_cosine_schedule_reaches_zero_as_the_last_step_of_the_last_epoch_ends():
+    from imdb_sentiment.training.fit import decay_steps
+
+    x, y, _ = _ragged_data(n=120)
+    params = make_params(epochs=2, batch_size=8, lr_schedule="cosine", nb_ngrams=0, pseudo_label_confidence=0.0)
+    model, *_ = train(params, x[:100], y[:100], x[100:], y[100:], VOCAB)
+    steps = int(model.optimizer.iterations)
+    assert steps == decay_steps(params, x[:100])  # every step taken is one the schedule counted
+    assert float(model.optimizer.learning_rate) == 0.0  # where the schedule stands once they are done
+    schedule = keras.optimizers.schedules.CosineDecay(params.learning_rate, steps)
+    assert float(schedule(steps - 1)) > 0.0  # the last step still learned
+
+
+def test_weights_are_restored_by_path_and_a_mismatch_is_refused():
+    from imdb_sentiment.model.saving import weights_by_path
+
+    model = build_model(make_params(), VOCAB)
+    saved = {w.path: np.asarray(w) for w in reversed(model.weights)}  # another order
+    restored = weights_by_path(model, saved)
+    assert all(np.array_equal(value, np.asarray(w)) for value, w in zip(restored, model.weights))
+    query, key = "attention/query/kernel", "attention/key/kernel"
+    assert {query, key} <= set(saved), sorted(saved)  # one shape: a match by position could swap them
+    renamed = {("attention/other/kernel" if path == query else path): value for path, value in saved.items()}
+    with pytest.raises(ValueError, match=r"missing \['attention/query/kernel'\], "
+                                         r"unexpected \['attention/other/kernel'\]"):
+        weights_by_path(model, renamed)
+    with pytest.raises(ValueError, match="has shape"):
+        weights_by_path(model, {**saved, query: saved[query][:, :1]})

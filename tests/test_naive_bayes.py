@@ -11,9 +11,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from imdb_sentiment.model import build_model  # noqa: E402
-from imdb_sentiment.naive_bayes import NaiveBayesNgrams, naive_bayes_ratios  # noqa: E402
-from imdb_sentiment.training import train  # noqa: E402
+from imdb_sentiment.model.classifier import build_model  # noqa: E402
+from imdb_sentiment.model.naive_bayes import NaiveBayesNgrams, naive_bayes_ratios  # noqa: E402
+from imdb_sentiment.training.fit import train  # noqa: E402
 
 from test_model import VOCAB, make_params  # noqa: E402
 

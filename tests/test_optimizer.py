@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from imdb_sentiment.model import build_model, compile_model  # noqa: E402
-from imdb_sentiment.optimizer import LazyAdamW, check_keras_internals  # noqa: E402
+from imdb_sentiment.model.classifier import build_model, compile_model  # noqa: E402
+from imdb_sentiment.model.optimizer import LazyAdamW, check_keras_internals  # noqa: E402
 from test_model import VOCAB, make_params  # noqa: E402
 
 BUCKETS = 512

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import math
 import re
+import shutil
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -14,8 +17,9 @@ import yaml
 from imdb_sentiment.errors import PipelineError
 from imdb_sentiment.params import ORIGINAL_CONFIGURATION, DataParams, Params, load_params, parse_params
 
-REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
-_RAW = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+from conftest import PROJECT, committed_params_text
+
+_RAW = yaml.safe_load(committed_params_text())
 GOOD_SHA = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 
 
@@ -45,7 +49,8 @@ def error(params) -> str:
 
 
 def test_repo_params_yaml_is_valid():
-    params = load_params(REPO_PARAMS)
+    """The committed file, whatever a user's runs left in the working copy."""
+    params = parse_params(copy.deepcopy(_RAW))
     assert isinstance(params, Params)
     assert params.data == DataParams(
         url="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", sha256=GOOD_SHA
@@ -64,7 +69,7 @@ def test_the_original_configuration_is_valid_and_differs_from_the_defaults():
 def test_the_readmes_original_command_sets_the_original_configuration():
     """The README's `dvc exp run --name original -S ...` runs what ORIGINAL_CONFIGURATION says,
     whatever the defaults are now (a default that changes must be set back there)."""
-    readme = (REPO_PARAMS.parent / "README.md").read_text(encoding="utf-8")
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
     command = re.search(r"dvc exp run --name original (.*?)\n```", readme, re.S).group(1)
     changes = {key: yaml.safe_load(value) for key, value in re.findall(r"-S (\w+)=(\S+)", command)}
     assert parse_params(raw(**changes)) == parse_params(raw(**ORIGINAL_CONFIGURATION))
@@ -76,9 +81,26 @@ def test_every_hyperparameter_is_a_top_level_key():
     assert set(_RAW["data"]) == {f.name for f in fields(DataParams)}
 
 
-def test_load_params_reads_params_yaml_in_the_working_directory(monkeypatch):
-    monkeypatch.chdir(REPO_PARAMS.parent)
+def test_load_params_reads_params_yaml_in_the_working_directory(monkeypatch, tmp_path):
+    (tmp_path / "params.yaml").write_text(committed_params_text(), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
     assert load_params() == parse_params(raw())
+
+
+def test_the_checks_of_the_repository_s_params_ignore_a_user_s_working_copy(tmp_path):
+    """A clone whose params.yaml a run from a local archive changed (and a failed experiment left
+    a value in) passes these tests: they check what is committed."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(PROJECT), str(clone)], check=True, capture_output=True)
+    shutil.copytree(PROJECT / "tests", clone / "tests", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))  # these tests, not the committed ones
+    text = (clone / "params.yaml").read_text(encoding="utf-8")
+    text = re.sub(r"url: \S+", f"url: {tmp_path / 'aclImdb_v1.tar.gz'}", text)
+    (clone / "params.yaml").write_text(text.replace("epochs: 2", "epochs: 0"), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "tests/test_params.py", "-k", "not ignore_a_user"],
+                            cwd=clone, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:]
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -149,9 +171,9 @@ def test_wrong_type_names_key_and_value(key, value, expected):
 
 def test_yaml_spellings_of_types():
     """What a user actually writes in the file: a quoted number is a string, not an integer."""
-    text = re.sub(r"num_heads: \d+", 'num_heads: "2"', REPO_PARAMS.read_text(encoding="utf-8"))
+    text = re.sub(r"num_heads: \d+", 'num_heads: "2"', committed_params_text())
     assert "num_heads must be an integer, got '2'" in error(yaml.safe_load(text))
-    params = parse_params(yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8").replace(
+    params = parse_params(yaml.safe_load(committed_params_text().replace(
         "use_mask: true", "use_mask: false")))
     assert params.use_mask is False
 
@@ -293,7 +315,7 @@ def test_empty_file(tmp_path):
 
 def test_load_params_validates_what_it_reads(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(re.sub(r"num_heads: \d+", "num_heads: 7", REPO_PARAMS.read_text(encoding="utf-8")),
+    path.write_text(re.sub(r"num_heads: \d+", "num_heads: 7", committed_params_text()),
                     encoding="utf-8")
     with pytest.raises(PipelineError, match=r"embed_dim \(\d+\) must be divisible by num_heads \(7\)"):
         load_params(path)

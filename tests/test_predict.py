@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +22,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from conftest import committed_params_text  # noqa: E402
 from imdb_sentiment import predict  # noqa: E402
-from imdb_sentiment.batching import MAX_BATCH, TOKENS_PER_BATCH, length_batches  # noqa: E402
-from imdb_sentiment.model import build_model, compile_model  # noqa: E402
+from imdb_sentiment.model.batching import MAX_BATCH, TOKENS_PER_BATCH, length_batches  # noqa: E402
+from imdb_sentiment.model.classifier import build_model, compile_model  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
-from imdb_sentiment.saving import save_model  # noqa: E402
-from imdb_sentiment.text import adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
+from imdb_sentiment.model.saving import save_model  # noqa: E402
+from imdb_sentiment.features.text import adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +39,7 @@ NEGATIVE = ["an awful film with an awful plot", "I hated it, boring and awful", 
 
 
 def make_params(**overrides):
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(committed_params_text())
     raw.update({"max_features": 60, "sequence_length": 20, "embedding_dim": 8, "embed_dim": 8,
                 "num_heads": 2, "batch_size": 4, "epochs": 1, "bigram_buckets": 200, "nb_buckets": 512},
                **overrides)
@@ -150,7 +152,9 @@ def test_positional_reviews_print_label_probability_review(models, cli):
 def test_stdin_one_review_a_line_non_utf8_replaced_with_a_warning(cli):
     code, out, err = cli["stdin"]
     assert code == 0, err
-    assert err.strip().splitlines() == ["predict: warning: stdin is not valid UTF-8; undecodable bytes replaced"]
+    assert err.strip().splitlines() == ["predict: warning: stdin is not valid UTF-8; undecodable bytes replaced",
+                                        "predict: warning: not classified, no words once punctuation is removed: "
+                                        "lines 2, 4"]
     rows = [json.loads(line) for line in out.splitlines()]
     assert [row["review"] for row in rows] == [
         "a great film \ufffd\ufffd with a great cast", "awful \ufffd( boring", "I hated it, boring and awful"]
@@ -199,17 +203,28 @@ def test_very_long_review_works(models, capsys, monkeypatch):
     assert row["review"] == review and 0.0 <= row["p_positive"] <= 1.0
 
 
-@pytest.mark.parametrize("review", ["", "   "], ids=["empty", "blank"])
-def test_empty_review_argument_is_an_error(models, review, capsys, monkeypatch):
-    args = ["--model", str(models["export"]), "a great film", review]
-    line = _one_line_error(*run_main(args, capsys, monkeypatch))
-    assert "review 2 is empty" in line
+@pytest.mark.parametrize("review", ["", "   ", "?!... -- !!!"], ids=["empty", "blank", "punctuation"])
+def test_a_review_without_words_is_named_and_the_others_classified(models, review, capsys, monkeypatch):
+    """As a line of --file or stdin is: what can be classified is, and a warning names the rest."""
+    args = ["--model", str(models["export"]), "a great film", review, "dull"]
+    code, out, err = run_main(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert [line.split("\t")[2] for line in out.splitlines()] == ["a great film", "dull"]
+    assert err.strip() == "predict: warning: not classified, no words once punctuation is removed: review 2"
 
 
-def test_review_of_only_punctuation_is_an_error(models, capsys, monkeypatch):
-    args = ["--model", str(models["export"]), "a great film", "?!... -- !!!"]
-    line = _one_line_error(*run_main(args, capsys, monkeypatch))
-    assert "review 2 has no words" in line
+def test_a_file_whose_every_line_has_no_words_is_an_error(models, tmp_path, capsys, monkeypatch):
+    (tmp_path / "reviews.txt").write_text("?!\n\n...\n")
+    line = _one_line_error(*run_main(["--model", str(models["export"]), "--file", str(tmp_path / "reviews.txt")],
+                                     capsys, monkeypatch))
+    assert line == "predict: error: no review to classify: every line has no words once punctuation is removed"
+
+
+def test_the_project_folder_as_model_points_at_its_model(models, tmp_path, capsys, monkeypatch):
+    shutil.copytree(models["export"], tmp_path / "data" / "model")
+    line = _one_line_error(*run_main(["--model", str(tmp_path), "a great film"], capsys, monkeypatch))
+    assert line == (f"predict: error: {tmp_path} is the project, not its model: pass --model {tmp_path}/data/model, "
+                    f"or nothing from inside the project")
 
 
 def test_unreadable_file_names_it(models, tmp_path, capsys, monkeypatch):

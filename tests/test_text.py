@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from imdb_sentiment.text import (  # noqa: E402
+from imdb_sentiment.features.text import (  # noqa: E402
     OOV,
     PAD,
     adapt,
@@ -97,6 +97,20 @@ def test_split_depends_on_the_seed_only():
     np.testing.assert_array_equal(a_val, b_val)
     assert not np.array_equal(a_val, c_val)
     assert not np.array_equal(a_train, c_train)
+
+
+def test_split_by_movie_puts_each_movie_s_reviews_on_one_side_near_the_share():
+    rng = np.random.default_rng(0)
+    movies = [f"tt{m}" for m in rng.integers(0, 400, size=5000)] + [""] * 100  # "" : no movie known
+    for seed in (1, 2, 3):
+        train, val = split_train_validation(len(movies), 0.2, seed, groups=movies)
+        assert sorted([*train, *val]) == list(range(len(movies))) and list(val) == sorted(val)
+        assert not {movies[i] for i in train} & {movies[i] for i in val} - {""}
+        assert abs(len(val) - 1020) <= 15  # within one movie (about 12 reviews) of 20 %
+        assert 0 < sum(movies[i] == "" for i in val) < 100  # those without a movie: each on its own
+    a, b = (split_train_validation(len(movies), 0.2, s, groups=movies)[1] for s in (1, 2))
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, split_train_validation(len(movies), 0.2, 1, groups=movies)[1])
 
 
 @pytest.mark.parametrize("n, share", [(3, 0.1), (2, 0.9), (1, 0.5), (10, 0.99)])

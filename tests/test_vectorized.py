@@ -13,11 +13,12 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from archives import make_archive  # noqa: E402
+from conftest import committed_params_text  # noqa: E402
 from conftest import PROJECT, TINY_PARAMS  # noqa: E402
-from imdb_sentiment.data import extract  # noqa: E402
+from imdb_sentiment.dataset.extract import extract  # noqa: E402
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
-from imdb_sentiment.vectorized import (  # noqa: E402
+from imdb_sentiment.features.vectorized import (  # noqa: E402
     load_ragged,
     load_split,
     token_dtype,
@@ -114,7 +115,7 @@ class Terminal(io.StringIO):
 
 def test_vectorize_splits_writes_what_load_split_reads_and_shows_progress(tmp_path, monkeypatch):
     extract(make_archive(tmp_path / "aclImdb_v1.tar.gz"), tmp_path / "reviews")
-    params = parse_params({**yaml.safe_load((PROJECT / "params.yaml").read_text()), **TINY_PARAMS})
+    params = parse_params({**yaml.safe_load(committed_params_text()), **TINY_PARAMS})
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     stats = vectorize_splits(params, tmp_path / "reviews", tmp_path / "vectorized")

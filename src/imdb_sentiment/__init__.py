@@ -1,6 +1,6 @@
 """IMDB sentiment pipeline: the library that the DVC stages in ``stages/`` share.
 
-Import ``imdb_sentiment.custom_objects`` to register its custom Keras objects (the attention layer
+Import ``imdb_sentiment.model.custom_objects`` to register its custom Keras objects (the attention layer
 and the text standardization), so a saved model loads with plain ``keras.saving.load_model``.
 """
 

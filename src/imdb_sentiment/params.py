@@ -22,6 +22,7 @@ POOLINGS = ("attention", "average")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+SPLITS_BY = ("movie", "review")
 MAX_NGRAMS = 3
 
 
@@ -73,6 +74,7 @@ class Params:
     distribute: str
     precision: str
     validation_split: float
+    split_by: str
     seed: int
 
     def teacher(self) -> Params:
@@ -181,6 +183,7 @@ def parse_params(raw: Any) -> Params:
         weight_decay=_float(raw, "weight_decay", 0.0, 100.0, low_open=False, high_open=False),
         lazy_updates=_bool(raw, "lazy_updates"),
         validation_split=_float(raw, "validation_split", 0.0, 1.0, low_open=True, high_open=True),
+        split_by=_choice(raw, "split_by", SPLITS_BY),
         seed=_int(raw, "seed", minimum=0),
     )
     if params.ngrams > MAX_NGRAMS:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from imdb_sentiment.batching import length_batches
-from imdb_sentiment.cli import quiet_tensorflow
+from imdb_sentiment.model.batching import length_batches
+from imdb_sentiment.cli import project_root, quiet_tensorflow
 from imdb_sentiment.errors import PipelineError
 
 MODEL = Path("data/model")  # inside the project's clone
@@ -42,40 +41,43 @@ def _lines(data: bytes, source: str) -> list[str]:
     text = data.decode("utf-8", errors="replace")
     if "\ufffd" in text and b"\xef\xbf\xbd" not in data:
         print(f"predict: warning: {source} is not valid UTF-8; undecodable bytes replaced", file=sys.stderr)
-    return [line for line in text.splitlines() if line.strip()]
+    return text.splitlines()
 
 
-def read_reviews(args: argparse.Namespace) -> list[str]:
+def read_reviews(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The reviews, and what one of them is called in a message ("review", "line")."""
     if args.reviews and args.file:
         raise PipelineError("give reviews as arguments or --file, not both")
     if args.reviews:
-        reviews = args.reviews
-    elif args.file:
+        return args.reviews, "review"
+    if args.file:
         try:
-            reviews = _lines(args.file.read_bytes(), str(args.file))
+            return _lines(args.file.read_bytes(), str(args.file)), "line"
         except OSError as exc:
             raise PipelineError(f"cannot read --file {args.file}: {exc.strerror}") from exc
-    else:
-        reviews = _lines(sys.stdin.buffer.read(), "stdin")
-    if not reviews:
-        raise PipelineError("no review to classify: pass REVIEW arguments, --file PATH, or lines on stdin")
-    for number, review in enumerate(reviews, 1):
-        if not review.strip():
-            raise PipelineError(f"review {number} is empty")
-    return reviews
+    return _lines(sys.stdin.buffer.read(), "stdin"), "line"
 
 
-def project_root(start: Path) -> Path | None:
-    """The DVC project ``start`` is in (the nearest folder up with ``dvc.yaml`` and ``.dvc/``)."""
-    for folder in (start, *start.parents):
-        if (folder / "dvc.yaml").is_file() and (folder / ".dvc").is_dir():
-            return folder
-    return None
+def with_words(counts: list[int], item: str) -> list[int]:
+    """The indices of the reviews that have words to classify (``counts``: each one's words). The
+    others (blank, or punctuation only) are named in one warning; none at all is an error."""
+    keep = [i for i, count in enumerate(counts) if count]
+    skipped = [str(i + 1) for i, count in enumerate(counts) if not count]
+    if not keep:
+        raise PipelineError(f"no review to classify: {'every' if len(counts) > 1 else 'the'} {item} has no words "
+                            f"once punctuation is removed")
+    if skipped:
+        print(f"predict: warning: not classified, no words once punctuation is removed: "
+              f"{item}{'s' if len(skipped) > 1 else ''} {', '.join(skipped)}", file=sys.stderr)
+    return keep
 
 
 def model_folder(given: Path | None) -> Path:
     """``--model``, or the model of the project the current folder is in."""
     if given is not None:
+        if not (given / "saved_model.pb").is_file() and (given / MODEL / "saved_model.pb").is_file():
+            raise PipelineError(f"{given} is the project, not its model: pass --model {given / MODEL}, "
+                                f"or nothing from inside the project")
         return given
     root = project_root(Path.cwd().resolve())
     if root is None:
@@ -89,21 +91,17 @@ def model_folder(given: Path | None) -> Path:
 
 
 def words_per_review(reviews: list[str]) -> list[int]:
-    from imdb_sentiment.text import token_counts
+    from imdb_sentiment.features.text import token_counts
 
     return [int(n) for n in token_counts(reviews)]
 
 
-def classify(serving, reviews: list[str]) -> list[float]:
-    """P(positive) of each review, through the SavedModel's ``serve``."""
+def classify(serving, reviews: list[str], lengths: list[int]) -> list[float]:
+    """P(positive) of each review (``lengths``: its words), through the SavedModel's ``serve``."""
     import numpy as np
     import tensorflow as tf
     from tqdm import tqdm
 
-    lengths = words_per_review(reviews)
-    for number, count in enumerate(lengths, 1):
-        if count == 0:
-            raise PipelineError(f"review {number} has no words once punctuation is removed")
     probabilities = np.empty(len(reviews), dtype=np.float32)
     batches = length_batches(lengths)
     with tqdm(total=len(reviews), unit="review", disable=None if len(batches) > 1 else True, leave=False) as bar:
@@ -116,16 +114,18 @@ def classify(serving, reviews: list[str]) -> list[float]:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
-    quiet_tensorflow()
-    # TensorFlow 2.21 announces its oneDNN kernels on stderr whatever TF_CPP_MIN_LOG_LEVEL says;
-    # predict's stderr is for its own warnings, and classifying a few reviews gains nothing from them.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
-        reviews = read_reviews(args)
+        reviews, item = read_reviews(args)
+        if not any(review.strip() for review in reviews):
+            raise PipelineError("no review to classify: pass REVIEW arguments, --file PATH, or lines on stdin")
         folder = model_folder(args.model)
-        from imdb_sentiment.saving import load_serving
+        quiet_tensorflow()  # predict's stderr is for its own warnings
+        lengths = words_per_review(reviews)
+        keep = with_words(lengths, item)
+        reviews = [reviews[i] for i in keep]
+        from imdb_sentiment.model.saving import load_serving
 
-        probabilities = classify(load_serving(folder), reviews)
+        probabilities = classify(load_serving(folder), reviews, [lengths[i] for i in keep])
     except PipelineError as exc:
         print(f"predict: error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imdb_sentiment.data import CLASS_NAMES
+from imdb_sentiment.dataset.extract import CLASS_NAMES
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -29,13 +29,33 @@ def custom_standardization(text):
     return tf.strings.regex_replace(without_breaks, _PUNCTUATION, "")
 
 
-def split_train_validation(n: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a seeded random split of ``n`` items: (train, validation), each sorted."""
+def split_train_validation(n: int, validation_split: float, seed: int,
+                           groups: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a seeded random split of ``n`` items: (train, validation), each sorted.
+
+    With ``groups`` (each item's movie) every group falls whole on one side: groups are drawn in
+    a seeded random order until validation holds as near ``validation_split`` of the items as
+    whole groups allow. An item of group "" is a group of its own. The dataset's train and test halves
+    hold disjoint movies; a validation split that shares them with training would reward what
+    the test split cannot: words peculiar to a movie (its title, its cast)."""
     n_val = int(round(n * validation_split))
     if n_val < 1 or n_val >= n:
         raise ValueError(f"validation_split {validation_split} leaves no train or no validation item of {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        order = rng.permutation(n)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    keys = [group or f"\0{i}" for i, group in enumerate(groups)]  # "" alone; "\0" names no movie
+    names, of_item = np.unique(np.asarray(keys), return_inverse=True)
+    sizes = np.bincount(of_item, minlength=len(names))
+    drawn = rng.permutation(len(names))
+    total = np.concatenate([[0], np.cumsum(sizes[drawn])])  # items in the first k groups drawn
+    crossing = int(np.searchsorted(total, n_val))  # the first k that reach n_val
+    k = crossing - 1 if n_val - total[crossing - 1] < total[crossing] - n_val else crossing  # the closer
+    validation = np.isin(of_item, drawn[:max(k, 1)])
+    if validation.all():
+        raise ValueError(f"validation_split {validation_split} leaves no train item of {n} ({len(names)} movies)")
+    return np.flatnonzero(~validation), np.flatnonzero(validation)
 
 
 def make_vectorizer(max_features: int, sequence_length: int | None, vocabulary: list[str] | None = None,

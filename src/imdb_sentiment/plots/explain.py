@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from imdb_sentiment.text import PAD
+from imdb_sentiment.features.text import PAD
 
 
 def attention_maps(model, token_ids: np.ndarray) -> np.ndarray:

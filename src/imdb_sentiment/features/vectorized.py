@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from imdb_sentiment.data import UNLABELED, read_split
+from imdb_sentiment.dataset.extract import UNLABELED, read_split
 from imdb_sentiment.errors import PipelineError
 from imdb_sentiment.outputs import atomic_path
 from imdb_sentiment.params import Params
-from imdb_sentiment.text import OOV, PAD, adapt, make_vectorizer, split_train_validation, vectorize_counting, vocabulary
+from imdb_sentiment.features.text import OOV, PAD, adapt, make_vectorizer, split_train_validation, vectorize_counting, vocabulary
 
 VOCABULARY = "vocabulary.txt"
 _TOKEN_TYPES = (np.uint8, np.uint16, np.uint32)
@@ -70,13 +70,28 @@ def _progress(total: int) -> tqdm:
     return tqdm(total=total, unit=" reviews", desc="vectorize", file=sys.stderr, disable=None, mininterval=1.0)
 
 
+def _not_in_test(texts: list[str], test_texts: set[str]) -> np.ndarray:
+    """Indices of the reviews whose text is no test review's: the archive holds a few reviews
+    twice, once in test/ and once in train/ or train/unsup (123 and 266 of them); a model that
+    trained on one would be tested on what it saw."""
+    return np.asarray([i for i, text in enumerate(texts) if text not in test_texts], dtype=np.int64)
+
+
 def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
     """Write the vectorized splits to ``out_dir``; return their statistics."""
-    texts, labels, ids = read_split(reviews / "train.jsonl")
-    test_texts, test_labels, test_ids = read_split(reviews / "test.jsonl")
-    unlabeled_texts, unlabeled_labels, unlabeled_ids = read_split(reviews / f"{UNLABELED}.jsonl")
+    texts, labels, ids, movies = read_split(reviews / "train.jsonl")
+    test_texts, test_labels, test_ids, test_movies = read_split(reviews / "test.jsonl")
+    unlabeled_texts, unlabeled_labels, unlabeled_ids, _ = read_split(reviews / f"{UNLABELED}.jsonl")
+    in_test = set(test_texts)
+    labeled, unlabeled = _not_in_test(texts, in_test), _not_in_test(unlabeled_texts, in_test)
+    dropped = {"train": len(texts) - len(labeled), "unlabeled": len(unlabeled_texts) - len(unlabeled)}
+    texts, labels, ids, movies = ([texts[i] for i in labeled], labels[labeled], [ids[i] for i in labeled],
+                                  [movies[i] for i in labeled])
+    unlabeled_texts, unlabeled_labels, unlabeled_ids = ([unlabeled_texts[i] for i in unlabeled],
+                                                        unlabeled_labels[unlabeled], [unlabeled_ids[i] for i in unlabeled])
     try:
-        train_idx, val_idx = split_train_validation(len(texts), params.validation_split, params.seed)
+        train_idx, val_idx = split_train_validation(len(texts), params.validation_split, params.seed,
+                                                    groups=movies if params.split_by == "movie" else None)
     except ValueError as exc:
         raise PipelineError(f"validation_split: {exc}") from exc
     train_texts = [texts[i] for i in train_idx]
@@ -91,7 +106,12 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
         "test": (test_texts, test_labels, np.asarray(test_ids)),
         "unlabeled": (unlabeled_texts, unlabeled_labels, np.asarray(unlabeled_ids)),
     }
-    stats = {"vocabulary_size": len(vocab), "reviews": {}}
+    shared = {movies[i] for i in train_idx} & {movies[i] for i in val_idx} - {""}
+    stats = {"vocabulary_size": len(vocab), "reviews": {},
+             "movies": {"validation": len({movies[i] for i in val_idx} - {""}),
+                        "shared_by_train_and_validation": len(shared),
+                        "shared_by_train_and_test": len(set(movies) & set(test_movies) - {""})},
+             "dropped_as_test_reviews": dropped}
     real_tokens = oov_tokens = truncated = total = 0
     with (atomic_path(out_dir, directory=True) as tmp,
           _progress(sum(len(split[0]) for split in splits.values())) as bar):

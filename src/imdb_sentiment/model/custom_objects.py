@@ -1,9 +1,9 @@
 """Importing this module registers the project's custom Keras objects (the attention layer, the
 bigram and position embeddings, the text standardization, the optimizer), so that a Keras config
-that names them deserializes without a ``custom_objects`` argument; ``imdb_sentiment.saving``
+that names them deserializes without a ``custom_objects`` argument; ``imdb_sentiment.model.saving``
 imports it to rebuild the classifier::
 
-    from imdb_sentiment.saving import load_classifier
+    from imdb_sentiment.model.saving import load_classifier
 
     model = load_classifier("data/model")
 
@@ -11,11 +11,11 @@ The package's ``__init__`` does not do this itself, so that the download and ext
 DVC's record of what they import) stay free of TensorFlow and of the model code.
 """
 
-from imdb_sentiment.attention import CustomMultiheadAttention
-from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding
-from imdb_sentiment.naive_bayes import NaiveBayesNgrams
-from imdb_sentiment.optimizer import LazyAdamW
-from imdb_sentiment.text import custom_standardization
+from imdb_sentiment.model.attention import CustomMultiheadAttention
+from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbedding
+from imdb_sentiment.model.naive_bayes import NaiveBayesNgrams
+from imdb_sentiment.model.optimizer import LazyAdamW
+from imdb_sentiment.features.text import custom_standardization
 
 __all__ = [
     "CustomMultiheadAttention", "HashedBigramEmbedding", "LazyAdamW", "NaiveBayesNgrams", "PositionEmbedding",

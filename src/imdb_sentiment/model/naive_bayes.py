@@ -28,9 +28,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from imdb_sentiment.batching import length_batches
-from imdb_sentiment.embeddings import lookup_rows
-from imdb_sentiment.text import PAD
+from imdb_sentiment.model.batching import length_batches
+from imdb_sentiment.model.embeddings import lookup_rows
+from imdb_sentiment.features.text import PAD
 
 _MULTIPLIER = 1_000_003  # a prime: (a, b) and (b, a) hash apart
 _ABSENT = -1  # the id of an n-gram that overlaps padding

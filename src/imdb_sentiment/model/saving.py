@@ -23,11 +23,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import imdb_sentiment.custom_objects  # noqa: F401  (the classifier's config names them)
+import imdb_sentiment.model.custom_objects  # noqa: F401  (the classifier's config names them)
 from imdb_sentiment.errors import PipelineError
-from imdb_sentiment.model import masks_padding
+from imdb_sentiment.model.classifier import masks_padding
 from imdb_sentiment.outputs import atomic_path
-from imdb_sentiment.text import make_vectorizer
+from imdb_sentiment.features.text import make_vectorizer
 
 CONFIG = "classifier.json"
 SIGNATURE = "serving_default"
@@ -55,8 +55,14 @@ class _Serving(tf.Module):
 
     @tf.function(input_signature=[])
     def classifier_weights(self):
-        """The classifier's weights in Keras's order (what :func:`load_classifier` sets)."""
+        """The classifier's weights, in the order of :meth:`classifier_weight_paths`."""
         return [tf.identity(w.value) for w in self.classifier.weights]
+
+    @tf.function(input_signature=[])
+    def classifier_weight_paths(self):
+        """Each weight's Keras path (``layer/sublayer/name``): what :func:`load_classifier`
+        restores it by."""
+        return tf.constant([w.path for w in self.classifier.weights])
 
 
 def _config_json(model: keras.Model) -> str:
@@ -130,9 +136,28 @@ def load_classifier(folder: Path) -> keras.Model:
     if not config.is_file():
         raise PipelineError(f"{config} not found; run `dvc repro train` to write the model again")
     model = keras.models.model_from_json(config.read_text(encoding="utf-8"))
-    weights = [np.asarray(w) for w in serving.classifier_weights()]
-    shapes = [tuple(w.shape) for w in model.weights]
-    if [w.shape for w in weights] != shapes:
-        raise PipelineError(f"{folder}: the SavedModel's weights do not fit {CONFIG}; run `dvc repro train`")
-    model.set_weights(weights)
+    if not hasattr(serving, "classifier_weight_paths"):
+        raise PipelineError(f"{folder} was written by an older version (no weight names); run `dvc repro train`")
+    paths = [path.decode("utf-8") for path in serving.classifier_weight_paths().numpy()]
+    values = [np.asarray(w) for w in serving.classifier_weights()]
+    try:
+        model.set_weights(weights_by_path(model, dict(zip(paths, values))))
+    except ValueError as exc:
+        raise PipelineError(f"{folder}: {exc}; run `dvc repro train`") from exc
     return model
+
+
+def weights_by_path(model: keras.Model, saved: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The saved values in ``model.weights``' order, matched by path and checked by shape: the
+    attention's four projections have one shape, so a match by position alone could swap them."""
+    wanted = {w.path: tuple(w.shape) for w in model.weights}
+    if len(wanted) != len(model.weights):
+        raise ValueError("the classifier has two weights of one path")
+    missing, extra = sorted(set(wanted) - set(saved)), sorted(set(saved) - set(wanted))
+    if missing or extra:
+        raise ValueError(f"the saved weights do not match {CONFIG}: missing {missing or 'none'}, "
+                         f"unexpected {extra or 'none'}")
+    for path, shape in wanted.items():
+        if tuple(saved[path].shape) != shape:
+            raise ValueError(f"the saved weight {path} has shape {tuple(saved[path].shape)}, {CONFIG} wants {shape}")
+    return [saved[w.path] for w in model.weights]

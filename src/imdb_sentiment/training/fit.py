@@ -1,5 +1,5 @@
 """Training: seeding for reproducible runs, the input pipeline, the fit itself (on the devices
-and in the precision of :mod:`imdb_sentiment.distribute`), logged epoch by epoch to dvclive."""
+and in the precision of :mod:`imdb_sentiment.training.distribute`), logged epoch by epoch to dvclive."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ import contextlib
 import os
 import random
 import time
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from imdb_sentiment.distribute import check_batch_size, strategy_for, use_precision
-from imdb_sentiment.model import LENGTH_STEP, build_model, compile_model, predict_logits
-from imdb_sentiment.naive_bayes import log_count_ratios, ngram_counts
+from imdb_sentiment.training.distribute import check_batch_size, strategy_for, use_precision
+from imdb_sentiment.model.classifier import LENGTH_STEP, build_model, compile_model, predict_logits
+from imdb_sentiment.model.naive_bayes import log_count_ratios, ngram_counts
 from imdb_sentiment.params import Params
-from imdb_sentiment.text import PAD
+from imdb_sentiment.features.text import PAD
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -29,6 +28,22 @@ def set_seed(seed: int) -> None:
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def length_boundaries(width: int) -> list[int]:
+    """The review lengths at which :func:`batches` starts a new length group."""
+    return list(range(LENGTH_STEP, width, LENGTH_STEP))
+
+
+def steps_per_epoch(x: np.ndarray, batch_size: int, trim: bool) -> int:
+    """The batches :func:`batches` yields an epoch. Trimmed, each length group fills batches of
+    its own and ends with a partly filled one, whatever the shuffle: the sum over the groups of
+    ceil(reviews / batch_size), not ceil(all reviews / batch_size)."""
+    if not trim:
+        return -(-len(x) // batch_size)
+    lengths = np.count_nonzero(x != PAD, axis=1)
+    groups = np.bincount(np.searchsorted(length_boundaries(x.shape[1]), lengths, side="right"))
+    return int(np.sum(-(-groups // batch_size)))
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None,
@@ -51,9 +66,12 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = No
     if trim:
         tokens = tf.constant(x[x != PAD])  # row by row: padding only ever trails
         dataset = dataset.map(lambda start, length, label: (tokens[start:start + length], label))
-        boundaries = list(range(LENGTH_STEP, x.shape[1], LENGTH_STEP))
+        boundaries = length_boundaries(x.shape[1])
         dataset = dataset.bucket_by_sequence_length(
             lambda tokens, _: tf.shape(tokens)[0], boundaries, [batch_size] * (len(boundaries) + 1))
+        # Said up front, so that Keras need not run past the last batch to find the epoch's end
+        # (which counts one optimizer step more an epoch, and would put the schedule a step off).
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps_per_epoch(x, batch_size, trim)))
     else:
         dataset = dataset.batch(batch_size)
     options = tf.data.Options()
@@ -157,9 +175,6 @@ def kept_epoch(rows: list[dict], patience: int) -> int:
 
 def fit_keras(model, train_data, val_data, epochs: int, patience: int, log: EpochLog) -> list[dict]:
     """``epochs`` of ``model.fit``; without ``val_data`` no validation, no early stopping, no rows."""
-    # Trimmed batches come from length groups, so their number is unknown until an epoch ends;
-    # Keras then says "Your input ran out of data" once. It did not: that is the epoch's end.
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
     fit = model.fit(
         train_data,
         validation_data=val_data,
@@ -239,22 +254,22 @@ def fit_multi_worker(model, strategy, train_data, val_data, epochs: int, patienc
     return rows
 
 
-def decay_steps(params: Params, reviews: int) -> int:
-    """Steps over which the cosine schedule takes the learning rate to 0: all the epochs' (the
-    trimmed batches of a few partly filled length groups add about one step a group)."""
+def decay_steps(params: Params, x: np.ndarray) -> int:
+    """Steps over which the cosine schedule takes the learning rate to 0: every step the epochs
+    over ``x`` take, so that it reaches 0 as the last one ends."""
     if params.lr_schedule == "constant":
         return 0
-    return params.epochs * -(-reviews // params.batch_size)
+    return params.epochs * steps_per_epoch(x, params.batch_size, trim=params.use_mask)
 
 
-def compiled_model(params: Params, vocabulary_size: int, strategy, reviews: int) -> keras.Model:
-    """A fresh classifier, seeded, compiled for ``reviews`` training reviews (the schedule's length)."""
+def compiled_model(params: Params, vocabulary_size: int, strategy, x: np.ndarray) -> keras.Model:
+    """A fresh classifier, seeded, compiled for training on ``x`` (the schedule's length)."""
     set_seed(params.seed)
     use_precision(params.precision)
     try:
         with strategy.scope():
             model = build_model(params, vocabulary_size)
-            compile_model(model, params.learning_rate, decay_steps(params, reviews), params.weight_decay,
+            compile_model(model, params.learning_rate, decay_steps(params, x), params.weight_decay,
                           params.lazy_updates)
     finally:
         use_precision("float32")  # the layers keep theirs; what is built later is float32
@@ -316,7 +331,7 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
         counted on them."""
         nonlocal counts, counted
         with stopwatch.phase("build"):
-            model = compiled_model(model_params, vocabulary_size, strategy, len(x))
+            model = compiled_model(model_params, vocabulary_size, strategy, x)
         if params.nb_ngrams:
             with stopwatch.phase("count n-grams"):
                 layer = model.get_layer("naive_bayes")

@@ -11,13 +11,13 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from imdb_sentiment.attention import CustomMultiheadAttention
-from imdb_sentiment.batching import length_batches
-from imdb_sentiment.optimizer import LazyAdamW
-from imdb_sentiment.naive_bayes import NaiveBayesNgrams
+from imdb_sentiment.model.attention import CustomMultiheadAttention
+from imdb_sentiment.model.batching import length_batches
+from imdb_sentiment.model.optimizer import LazyAdamW
+from imdb_sentiment.model.naive_bayes import NaiveBayesNgrams
 from imdb_sentiment.params import Params
-from imdb_sentiment.embeddings import HashedBigramEmbedding, PositionEmbedding
-from imdb_sentiment.text import PAD
+from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbedding
+from imdb_sentiment.features.text import PAD
 
 LENGTH_STEP = 32  # trimmed batches are cut to a multiple of this many tokens: few distinct shapes
 
@@ -86,7 +86,7 @@ def masks_padding(model: keras.Model) -> bool:
 
 def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 256, progress: str = "") -> np.ndarray:
     """The model's logits for ``x`` in its order; for a model that masks padding, computed in
-    batches of similar length under a token budget (:mod:`imdb_sentiment.batching`), each cut to
+    batches of similar length under a token budget (:mod:`imdb_sentiment.model.batching`), each cut to
     its longest review. ``progress``: a label for a progress bar on a terminal's stderr ("" for none)."""
     if not masks_padding(model):
         return model.predict(x, batch_size=batch_size, verbose=0).ravel()

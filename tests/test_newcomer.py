@@ -1,0 +1,128 @@
+"""End to end, a newcomer's path offline: a clone whose committed params name the official
+download (unreachable here), run from a local copy of the archive given by a relative path, as
+the README says; then the mistakes a first user makes, and the way back from each."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import time
+
+import pytest
+import yaml
+
+from conftest import make_project, run, sha256
+
+pytestmark = pytest.mark.slow
+
+OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+CLEAN = "Data and pipelines are up to date."
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([a-z]+)'", output))
+
+
+def params(repo) -> dict:
+    return yaml.safe_load((repo / "params.yaml").read_text())
+
+
+def predicts(repo) -> str:
+    return json.loads(run(["predict", "--json", "A wonderful film."], repo).stdout)["label"]
+
+
+def stage_lines(stderr: str, stage: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(f"{stage}: ")]
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory, tiny_archive):
+    """The clone (official URL committed) after the README's offline run, with a path relative
+    to the project's root."""
+    root = tmp_path_factory.mktemp("newcomer")
+    shutil.copy(tiny_archive, root / "aclImdb_v1.tar.gz")
+    repo = make_project(root / "repo", tiny_archive)
+    (repo / "params.yaml").write_text(re.sub(r"url: \S+", f"url: {OFFICIAL_URL}", (repo / "params.yaml").read_text()))
+    run(["git", "commit", "-qam", "the official source, as on main"], repo)
+    result = run(["dvc", "exp", "run", "--name", "offline", "-S", "data.url=../aclImdb_v1.tar.gz",
+                  "-S", f"data.sha256={sha256(tiny_archive)}"], repo)
+    assert "Running stage 'train'" in result.stdout
+    assert predicts(repo) in ("positive", "negative")
+    assert run(["dvc", "status"], repo).stdout.strip() == CLEAN
+    return repo
+
+
+def test_quiet_stages_print_no_tensorflow_start_up_lines(offline):
+    result = run(["dvc", "exp", "run", "-S", "seed=3"], offline, env={"TF_CPP_MIN_LOG_LEVEL": ""})
+    assert ran(result.stdout) == {"validate", "vectorize", "train", "evaluate", "plots"}
+    noise = [line for line in (result.stdout + result.stderr).splitlines()
+             if "absl::InitializeLog" in line or "oneDNN custom operations" in line]
+    assert noise == []
+
+
+def test_a_bad_value_says_it_stays_and_imdb_restore_brings_the_run_back(offline):
+    before = params(offline)
+    result = run(["dvc", "exp", "run", "-S", "epochs=0"], offline, check=False)
+    assert result.returncode != 0
+    assert stage_lines(result.stderr, "validate") == [
+        "validate: error: params.yaml: epochs must be >= 1, got 0",
+        "validate: params.yaml still holds the values this run was given; `imdb-restore` puts back the params "
+        "and outputs of the last complete run (README: Experiments)"]
+    again = run(["dvc", "exp", "run", "-S", "num_heads=2"], offline, check=False)  # the trap: 0 is still there
+    assert "epochs must be >= 1, got 0" in again.stderr
+    restored = run(["imdb-restore"], offline)
+    assert restored.stdout.startswith("imdb-restore: back to experiment "), restored.stdout
+    assert params(offline) == before and params(offline)["data"]["url"] == "../aclImdb_v1.tar.gz"
+    assert run(["dvc", "status"], offline).stdout.strip() == CLEAN
+    assert predicts(offline) in ("positive", "negative")
+
+
+def test_a_failed_train_stage_loses_the_model_and_imdb_restore_brings_it_back(offline):
+    """DVC removes a stage's outputs before it runs: here train's, when it then fails."""
+    result = run(["dvc", "exp", "run", "-S", "distribute=multi_worker"], offline, check=False,
+                 env={"TF_CONFIG": ""})
+    assert result.returncode != 0 and "needs the TF_CONFIG" in result.stderr
+    assert stage_lines(result.stderr, "train")[-1].startswith("train: params.yaml still holds the values")
+    assert not (offline / "data/model").exists()
+    run(["imdb-restore"], offline)
+    assert run(["dvc", "status"], offline).stdout.strip() == CLEAN
+    assert params(offline)["distribute"] == "none" and predicts(offline) in ("positive", "negative")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.sha256=" + "0" * 64, "validate: error: sha256 mismatch for data.url ../aclImdb_v1.tar.gz (that is {root}"
+                                "/aclImdb_v1.tar.gz): expected 0000"),
+    ("data.url=../missing.tar.gz", "validate: error: data.url: ../missing.tar.gz (that is {root}/missing.tar.gz) "
+                                   "is not a file"),
+])
+def test_a_wrong_local_archive_fails_in_validate_and_keeps_the_archive(offline, override, message):
+    archive = offline / "data/aclImdb_v1.tar.gz"
+    before = archive.read_bytes()
+    result = run(["dvc", "exp", "run", "-S", override], offline, check=False)
+    assert result.returncode != 0 and ran(result.stdout) == {"validate"}
+    assert message.format(root=offline.parent) in result.stderr, result.stderr
+    assert archive.read_bytes() == before
+    run(["imdb-restore"], offline)
+
+
+def test_a_queued_experiment_finds_the_relative_archive_and_exp_show_fits_160_columns(offline):
+    """Queued runs start in a copy under .dvc/tmp/exps: the relative data.url still resolves
+    against the project's root (a change of data.url makes the queued run download again)."""
+    run(["dvc", "exp", "run", "--queue", "--name", "heads-4", "-S", "num_heads=4", "-S", "data.url=./../aclImdb_v1.tar.gz"],
+        offline)
+    run(["dvc", "queue", "start"], offline)
+    deadline = time.monotonic() + 600
+    while re.search(r"\b(Queued|Running)\b", status := run(["dvc", "queue", "status"], offline).stdout):
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert "Success" in status and "Failed" not in status, run(["dvc", "queue", "logs", "heads-4"], offline).stdout
+    table = run(["dvc", "exp", "show", "--no-pager", "--only-changed"], offline, env={"COLUMNS": "160"}).stdout
+    header = "\n".join(table.splitlines()[:4])
+    assert max(len(line) for line in table.splitlines()) <= 160
+    for column in ("num_heads", "val_accuracy", "test.accuracy"):
+        assert column in header, table
+    rows = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], offline).stdout)))
+    assert {row["Experiment"]: row["num_heads"] for row in rows if row["Experiment"] == "heads-4"} == {"heads-4": "4"}
