@@ -12,9 +12,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+import archives  # noqa: E402
 from archives import make_archive  # noqa: E402
-from conftest import committed_params_text  # noqa: E402
-from conftest import PROJECT, TINY_PARAMS  # noqa: E402
+from conftest import PROJECT, TINY_PARAMS, committed_params_text  # noqa: E402
 from imdb_sentiment.dataset.extract import extract  # noqa: E402
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
@@ -125,3 +125,30 @@ def test_vectorize_splits_writes_what_load_split_reads_and_shows_progress(tmp_pa
         assert x.shape == (reviews, params.sequence_length) and len(y) == len(ids) == reviews
         tokens, lengths, _, _ = load_ragged(tmp_path / "vectorized", name)
         assert tokens.dtype == np.uint8 and lengths.sum() == tokens.size == (x != 0).sum()
+
+
+def vectorized_ids(folder, name) -> list[str]:
+    return [str(i) for i in load_split(folder, name)[2]]
+
+
+@pytest.mark.parametrize("split_by", ["movie", "review"])
+def test_validation_holds_whole_movies_and_no_review_of_the_test_split(tmp_path, split_by):
+    """The archive holds a few test reviews twice (in train/ and train/unsup): dropped there."""
+    reviews = archives.default_reviews(12)
+    reviews["train/pos"][5] = reviews["test/neg"][2]  # the same text, as the archive has 123 times
+    archive = make_archive(tmp_path / "aclImdb_v1.tar.gz", reviews, unsup=0,
+                           extra_members=[archives.file_member("aclImdb/train/unsup/0_0.txt", reviews["test/pos"][1])])
+    extract(archive, tmp_path / "reviews")
+    params = parse_params({**yaml.safe_load(committed_params_text()), **TINY_PARAMS, "split_by": split_by})
+    stats = vectorize_splits(params, tmp_path / "reviews", tmp_path / "vectorized")
+    assert stats["dropped_as_test_reviews"] == {"train": 1, "unlabeled": 1}
+    train, validation = (vectorized_ids(tmp_path / "vectorized", name) for name in ("train", "validation"))
+    assert "pos/5_8.txt" not in train + validation and stats["reviews"]["unlabeled"] == 0
+    assert len(train) + len(validation) == 23  # 2 x 12, less the duplicate
+    movie = {f"{cls}/{archives.review_name(cls, i)}": archives.movie_of("train", cls, i)
+             for cls in ("neg", "pos") for i in range(12)}
+    shared = {movie[i] for i in train} & {movie[i] for i in validation}
+    assert stats["movies"]["shared_by_train_and_validation"] == len(shared)
+    assert stats["movies"]["shared_by_train_and_test"] == 0
+    if split_by == "movie":
+        assert shared == set() and abs(len(validation) - round(23 * params.validation_split)) <= 1

@@ -110,6 +110,8 @@ def vectorize_counting(vectorizer, texts: list[str], sequence_length: int, batch
             batches.append((ids, counts))
             if on_batch is not None:
                 on_batch(len(ids))
+    if not batches:  # no review (an archive without train/unsup, say)
+        return np.zeros((0, sequence_length), dtype=np.int32), np.zeros(0, dtype=np.int64)
     return np.concatenate([ids for ids, _ in batches]), np.concatenate([counts for _, counts in batches])
 
 
