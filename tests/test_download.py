@@ -100,7 +100,7 @@ def test_validate_checks_a_local_archive_and_its_hash_naming_the_path_it_tried(a
     data.check_local_source("https://example.invalid/aclImdb_v1.tar.gz", sha)  # http(s): download's to check
     with pytest.raises(PipelineError) as info:
         data.check_local_source("../missing.tar.gz", sha)
-    assert str(info.value) == (f"data.url: ../missing.tar.gz (that is {tmp_path}/../missing.tar.gz) is not a file; "
+    assert str(info.value) == (f"data.url: ../missing.tar.gz (that is {tmp_path.parent}/missing.tar.gz) is not a file; "
                                "expected the aclImdb_v1.tar.gz archive")
     with pytest.raises(PipelineError) as info:
         data.check_local_source(str(archive), "0" * 64)

@@ -43,7 +43,7 @@ def local_source(url: str) -> Path | None:
     if parsed.scheme and len(parsed.scheme) > 1:  # one letter is a Windows drive
         raise PipelineError(f"data.url: unsupported scheme {parsed.scheme!r} in {url!r}; use http(s)://, file:// or a path")
     path = Path(url).expanduser()
-    return path if path.is_absolute() else project_root() / path
+    return path if path.is_absolute() else Path(os.path.normpath(project_root() / path))
 
 
 def _named(url: str, source: Path) -> str:

@@ -72,7 +72,7 @@ def _progress(total: int) -> tqdm:
 
 def _not_in_test(texts: list[str], test_texts: set[str]) -> np.ndarray:
     """Indices of the reviews whose text is no test review's: the archive holds a few reviews
-    twice, once in test/ and once in train/ or train/unsup (123 and 266 of them); a model that
+    twice, once in test/ and once in train/ or train/unsup (123 and 270 of them); a model that
     trained on one would be tested on what it saw."""
     return np.asarray([i for i, text in enumerate(texts) if text not in test_texts], dtype=np.int64)
 
