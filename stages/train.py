@@ -65,8 +65,8 @@ def main() -> None:
     # model's validation figures (what hyperparameters are chosen on) and the time taken. Each
     # fit's per-epoch figures, shown while it ran, stay in its curves, out of `dvc exp show`.
     write_json(args.live / "metrics.json", {
-        "val_loss": round(best["val_loss"], 6),  # of the last model validated, before any refit
-        "val_accuracy": round(best["val_accuracy"], 6),
+        "val_accuracy": round(best["val_accuracy"], 6),  # of the last model validated, before any refit
+        "val_loss": round(best["val_loss"], 6),
         "fit_seconds": round(seconds, 1),  # the only figure that differs between identical runs
     })
     pseudo_labelled = trained_on - len(x_train) - (len(x_val) if params.refit else 0)

@@ -45,8 +45,13 @@ def offline(tmp_path_factory, tiny_archive):
     root = tmp_path_factory.mktemp("newcomer")
     shutil.copy(tiny_archive, root / "aclImdb_v1.tar.gz")
     repo = make_project(root / "repo", tiny_archive)
-    (repo / "params.yaml").write_text(re.sub(r"url: \S+", f"url: {OFFICIAL_URL}", (repo / "params.yaml").read_text()))
-    run(["git", "commit", "-qam", "the official source, as on main"], repo)
+    run(["dvc", "repro"], repo)  # main's lock: made offline, committed under the official source
+    for name in ("params.yaml", "dvc.lock"):
+        (repo / name).write_text(re.sub(r"url: \S+", f"url: {OFFICIAL_URL}", (repo / name).read_text()))
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "the official source, as on main"], repo)
+    run(["git", "clean", "-qfdx", "data"], repo)
+    shutil.rmtree(repo / ".dvc" / "cache")  # a newcomer's clone: no outputs, an empty cache
     result = run(["dvc", "exp", "run", "--name", "offline", "-S", "data.url=../aclImdb_v1.tar.gz",
                   "-S", f"data.sha256={sha256(tiny_archive)}"], repo)
     assert "Running stage 'train'" in result.stdout

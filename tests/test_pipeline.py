@@ -133,8 +133,10 @@ def test_train_writes_the_model_dvclive_curves_and_what_it_ran_with(repo):
 
 def test_evaluate_writes_metrics_roc_and_predictions(repo):
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert set(metrics) == {"test"}  # test.precision: no column of `dvc exp show` shared with a param
-    metrics = metrics["test"]
+    details = json.loads((repo / "reports/classification.json").read_text())
+    assert set(metrics) == set(details) == {"test"}  # test.precision: no column of `dvc exp show` shared with a param
+    assert list(metrics["test"]) == ["accuracy", "roc_auc", "loss"]  # the DVC metrics: few, for `dvc exp show`
+    metrics = {**metrics["test"], **details["test"]}
     assert set(metrics) == {"loss", "accuracy", "precision", "recall", "f1", "roc_auc", "reviews"}
     assert all(0 <= metrics[k] <= 1 for k in ("accuracy", "precision", "recall", "f1", "roc_auc"))
     counts = json.loads((repo / "reports/data.json").read_text())
