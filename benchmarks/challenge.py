@@ -9,7 +9,7 @@ Categories (each case's label is the sentence's sentiment, by construction):
 - ``negated positive``: "I did not love it.", "The movie was not good." (negative)
 - ``negated negative, then a verdict``: "The plot was not boring at all. I loved it." (positive),
   and the mirror "The plot was not great at all. I hated it." (negative)
-- ``contrast with but``: "The acting was terrible, but the movie is wonderful." (positive), and
+- ``contrast with but``: "The acting was terrible, but the movie is great." (positive), and
   the mirror (negative): the clause after "but" decides.
 
 A bag of words reads the last three no better than chance by design: each holds as many

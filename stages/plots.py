@@ -1,5 +1,6 @@
 """DVC stage `plots`: PNG figures of the training curves, the confusion matrix, the ROC curve,
-and the attention the model pays to the words of three test reviews."""
+and, for three test reviews, each word's signed part of the logit (by attention head and by
+branch) and the attention the model pays to the words."""
 
 import argparse
 import csv
@@ -15,7 +16,7 @@ cli.quiet_tensorflow()
 
 from imdb_sentiment.plots import figures as plotting  # noqa: E402
 from imdb_sentiment.dataset.extract import CLASS_NAMES  # noqa: E402
-from imdb_sentiment.plots.explain import attention_maps, pick_examples, token_importance  # noqa: E402
+from imdb_sentiment.plots.explain import attention_maps, logit_contributions, pick_examples, token_importance  # noqa: E402
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.outputs import atomic_path  # noqa: E402
 from imdb_sentiment.model.saving import load_classifier  # noqa: E402
@@ -42,22 +43,27 @@ def training_history(live: Path) -> dict[str, dict[str, list[float]]]:
                        for tsv in sorted(fit.glob("*.tsv"))} for fit in fits}
 
 
-def attention_figures(model_path: Path, vectorized: Path, predictions: list[dict], folder: Path) -> None:
-    """Attention heatmaps of a correct positive, a correct negative and a misclassified review."""
+def review_figures(model_path: Path, vectorized: Path, predictions: list[dict], folder: Path) -> None:
+    """For a correct positive, a correct negative and a misclassified test review: each word's
+    part of the logit, by head and branch, and the attention heatmaps."""
     model = load_classifier(model_path)
-    if "attention" not in [layer.name for layer in model.layers]:
+    attends = "attention" in [layer.name for layer in model.layers]
+    if not attends:
         print("plots: no attention figures: the model averages its tokens (pooling: average)")
-        return
     x, y, ids = load_split(vectorized, "test")
     vocabulary = load_vocabulary(vectorized)
     probability = {row["id"]: float(row["probability"]) for row in predictions}
     scores = np.array([probability[i] for i in ids])
     for name, row in pick_examples(x, y, scores).items():
-        weights = attention_maps(model, x[row])
-        words = [vocabulary[t] for t in x[row][: weights.shape[-1]]]
+        words = [vocabulary[t] for t in x[row][: int(np.count_nonzero(x[row]))]]
         title = (f"{name.replace('_', ' ')}: {ids[row]}, actual {CLASS_NAMES[y[row]]}, "
                  f"P(positive) = {scores[row]:.3f}")
-        plotting.attention_figure(words, weights, token_importance(weights), title, folder / f"attention_{name}.png")
+        plotting.contribution_figure(words, logit_contributions(model, x[row]), title,
+                                     folder / f"contributions_{name}.png")
+        if attends:
+            weights = attention_maps(model, x[row])
+            plotting.attention_figure(words, weights, token_importance(weights), title,
+                                      folder / f"attention_{name}.png")
 
 
 def main() -> None:
@@ -83,7 +89,7 @@ def main() -> None:
         plotting.training_curves(history, figures / "training_curves.png")
         plotting.confusion_matrix(actual, predicted, figures / "confusion_matrix.png")
         plotting.roc_curve(roc, auc, figures / "roc_curve.png")
-        attention_figures(args.model, args.vectorized, predictions, figures)
+        review_figures(args.model, args.vectorized, predictions, figures)
     print(f"plots: {args.figures} in {time.perf_counter() - start:.1f} s")
 
 

@@ -48,7 +48,6 @@ def test_short_reviews_splits_the_logit_into_the_ngram_branch_and_the_rest(tmp_p
     import sys
 
     from imdb_sentiment.model.classifier import build_model
-    from imdb_sentiment.model.naive_bayes import naive_bayes_ratios
     from imdb_sentiment.model.saving import save_model
     from imdb_sentiment.features.vectorized import write_split
 
@@ -76,3 +75,39 @@ def test_short_reviews_splits_the_logit_into_the_ngram_branch_and_the_rest(tmp_p
     assert [row.split()[1] for row in rows[1:]] == ["5", "10", "20", "50", "60"]
     # with its weights at 1 the branch is Naive Bayes: right on most of the reviews it was counted on
     assert float(rows[-1].split()[3]) > 0.7
+
+
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, PROJECT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_challenge_set_is_labelled_by_construction_and_reported_per_category_and_branch():
+    from imdb_sentiment.model.classifier import build_model
+
+    challenge = load_benchmark("challenge")
+    cases = challenge.cases()
+    assert len({text for _, text, _ in cases}) == len(cases)  # no case twice
+    by_category = {}
+    for category, text, label in cases:
+        by_category.setdefault(category, []).append((text, label))
+    assert set(by_category) == {"vocabulary", "negated positive", "negated negative, then a verdict",
+                                "contrast with but"}
+    assert ("I did not love this movie.", 0) in by_category["negated positive"]
+    assert ("The plot was not boring at all. I loved it.", 1) in by_category["negated negative, then a verdict"]
+    assert ("The acting was terrible, but the movie is great.", 1) in by_category["contrast with but"]
+    for category in ("vocabulary", "negated negative, then a verdict", "contrast with but"):
+        assert {label for _, label in by_category[category]} == {0, 1}
+    words = sorted({w.strip(".,").lower() for _, text, _ in cases for w in text.split()})
+    vocabulary = ["", "[UNK]", *words]
+    raw = yaml.safe_load(committed_params_text())
+    raw.update(embedding_dim=8, embed_dim=8, nb_buckets=512, sequence_length=64)
+    model = build_model(parse_params(raw), vocabulary_size=len(vocabulary))
+    lines = challenge.accuracy_table(model, vocabulary, failures=2)
+    assert lines[0].split() == ["category", "cases", "model", "n-gram", "branch", "the", "rest"]
+    rows = {line[:36].strip(): line[36:].split() for line in lines[1:6]}
+    assert set(rows) == set(by_category) | {"all"}
+    assert rows["all"][0] == str(len(cases)) and all(0.0 <= float(v) <= 1.0 for row in rows.values() for v in row[1:])
+    assert [line.startswith("  wrong: ") for line in lines[6:]] == [True, True]

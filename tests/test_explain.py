@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import yaml
 
 from conftest import committed_params_text  # noqa: E402
@@ -61,21 +62,74 @@ def test_attention_maps_see_the_pair_and_position_vectors_the_model_adds():
     assert np.abs(weights - attention_maps(plain, tokens)).max() > 1e-4
 
 
-def test_plots_draws_no_attention_figures_for_a_model_without_attention(tmp_path, capsys):
+@pytest.mark.parametrize("pooling", ["attention", "average"])
+def test_plots_draws_each_word_s_part_of_the_logit_and_attention_only_where_there_is_some(tmp_path, capsys, pooling):
     import importlib.util
 
+    from imdb_sentiment.features.vectorized import write_split
     from imdb_sentiment.model.saving import save_model
 
     raw = yaml.safe_load(committed_params_text())
-    raw.update(embedding_dim=8, bigram_buckets=0, nb_buckets=256, pooling="average")
+    raw.update(embedding_dim=8, embed_dim=8, bigram_buckets=0, nb_buckets=256, pooling=pooling, sequence_length=40)
     model = build_model(parse_params(raw), vocabulary_size=50)
-    save_model(model, ["", "[UNK]"] + [f"w{i}" for i in range(48)], 40, 1, tmp_path / "model")
+    vocabulary = ["", "[UNK]"] + [f"w{i}" for i in range(48)]
+    save_model(model, vocabulary, 40, 1, tmp_path / "model")
+    (tmp_path / "vectorized").mkdir()
+    x = padded([20, 18, 25], width=40)
+    write_split(tmp_path / "vectorized" / "test.npz", x, np.array([1, 0, 1]), np.array(["a", "b", "c"]), 50)
+    (tmp_path / "vectorized" / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n")
+    predictions = [{"id": i, "probability": p} for i, p in (("a", "0.9"), ("b", "0.2"), ("c", "0.3"))]
     spec = importlib.util.spec_from_file_location("plots_stage", PROJECT / "stages" / "plots.py")
     plots_stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plots_stage)
     figures = tmp_path / "figures"
     figures.mkdir()
-    # no vectorized data and no predictions: it must not need them
-    plots_stage.attention_figures(tmp_path / "model", tmp_path / "no-such-folder", [], figures)
-    assert list(figures.iterdir()) == []
-    assert "no attention figures" in capsys.readouterr().out
+    plots_stage.review_figures(tmp_path / "model", tmp_path / "vectorized", predictions, figures)
+    kinds = ("correct_positive", "correct_negative", "misclassified")
+    expected = {f"contributions_{kind}.png" for kind in kinds}
+    if pooling == "attention":
+        expected |= {f"attention_{kind}.png" for kind in kinds}
+    else:
+        assert "no attention figures" in capsys.readouterr().out
+    assert {path.name for path in figures.iterdir()} == expected
+    assert all(path.read_bytes()[:4] == b"\x89PNG" for path in figures.iterdir())
+
+
+@pytest.mark.parametrize("overrides", [
+    {"num_heads": 2, "position_embedding": "learned"},
+    {"num_heads": 1, "nb_ngrams": 0},
+    {"pooling": "average"},
+], ids=["two heads, positions, n-grams", "attention alone", "average"])
+def test_the_words_contributions_add_up_to_the_logit(overrides):
+    """The classifier is linear after its pooling: the split over the words is exact."""
+    from imdb_sentiment.model.naive_bayes import naive_bayes_ratios
+    from imdb_sentiment.plots.explain import logit_contributions
+
+    raw = yaml.safe_load(committed_params_text())
+    raw.update(embedding_dim=8, embed_dim=8, sequence_length=40, bigram_buckets=0, nb_buckets=256, **overrides)
+    model = build_model(parse_params(raw), vocabulary_size=50)
+    rng = np.random.default_rng(0)
+    x = padded([12, 20, 7], width=40)
+    x[x > 0] = rng.integers(2, 50, size=int((x > 0).sum()))
+    x[0, 3:5] = x[0, 6:8]  # a repeated pair: its n-grams count once
+    model.get_layer("logit").bias.assign([0.3])
+    if raw["nb_ngrams"]:
+        branch = model.get_layer("naive_bayes")
+        branch.set_ratios(naive_bayes_ratios(branch, x, np.array([1, 0, 1])))
+        branch.table.assign(rng.normal(size=(256, 1)).astype("float32"))
+    for row in x:
+        parts = logit_contributions(model, row)
+        n = int((row > 0).sum())
+        assert parts.attention.shape == (n,)
+        expected = float(np.asarray(model(row[None, :n]))[0, 0])
+        assert parts.logit == pytest.approx(expected, abs=1e-5)
+        if raw["nb_ngrams"]:
+            branch_logit = float(np.asarray(model.get_layer("naive_bayes")(row[None, :n]))[0, 0])
+            assert parts.ngrams.sum() == pytest.approx(branch_logit, abs=1e-5) and parts.ngrams.shape == (n,)
+        else:
+            assert parts.ngrams is None
+        if overrides.get("pooling") == "average":
+            assert parts.heads is None
+        else:
+            assert parts.heads.shape == (overrides["num_heads"], n)
+            np.testing.assert_allclose(parts.heads.sum(axis=0), parts.attention, rtol=1e-6)

@@ -63,7 +63,7 @@ def test_extract_keeps_unsup_out_of_the_labeled_splits(repo):
     counts = json.loads((repo / "reports/data.json").read_text())
     assert set(counts) == {"train", "test", "unsup"}
     for name in ("train", "test"):
-        assert set(counts[name]) == {"neg", "pos", "total"}
+        assert set(counts[name]) == {"neg", "pos", "total", "movies"}
         assert counts[name]["neg"] > 0 and counts[name]["pos"] > 0
     labels = {json.loads(line)["label"] for line in (repo / "data/reviews/train.jsonl").open()}
     assert labels == {0, 1}  # train/unsup is in the archive, but it is no class

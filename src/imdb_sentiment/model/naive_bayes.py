@@ -60,9 +60,9 @@ class NaiveBayesNgrams(keras.layers.Layer):
         self.table = self.add_weight(shape=(self.buckets, 1), initializer="zeros", name="weights")
         self.built = True
 
-    def ngram_ids(self, tokens):
-        """(batch, steps) token ids -> (batch, max_n x steps) bucket ids, each distinct n-gram of
-        a review once and every other slot ``_ABSENT``."""
+    def ngram_ids_by_start(self, tokens) -> list:
+        """(batch, steps) token ids -> for n = 1 .. max_n, (batch, steps) bucket ids of the
+        n-gram that starts at each step, ``_ABSENT`` where it would overlap padding."""
         tokens = ops.cast(tokens, "int64")
         steps = ops.shape(tokens)[1]
         ids, present = tokens % self.buckets, tokens != 0
@@ -72,7 +72,12 @@ class NaiveBayesNgrams(keras.layers.Layer):
             ids = (ids * _MULTIPLIER + following + n) % self.buckets  # + n: "a" and "a b" apart
             present = present & (following != 0)
             orders.append(ops.where(present, ids, _ABSENT))
-        ids = ops.sort(ops.concatenate(orders, axis=1), axis=1)
+        return orders
+
+    def ngram_ids(self, tokens):
+        """(batch, steps) token ids -> (batch, max_n x steps) bucket ids, each distinct n-gram of
+        a review once and every other slot ``_ABSENT``."""
+        ids = ops.sort(ops.concatenate(self.ngram_ids_by_start(tokens), axis=1), axis=1)
         repeated = ops.pad(ids[:, 1:] == ids[:, :-1], [[0, 0], [1, 0]])
         return ops.where(repeated, _ABSENT, ids)
 

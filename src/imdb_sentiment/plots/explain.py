@@ -1,6 +1,20 @@
-"""What did the model look at? Attention weights of chosen test reviews, for the plots stage."""
+"""What did the model look at? Attention weights of chosen test reviews, and each word's signed
+part of the logit, for the plots stage.
+
+After the pooling the classifier is linear, so a review's logit splits exactly over its words:
+
+- the attention branch: ``pooled = (sum over heads h and words k of a[h, k] v[h, k]) W_o + b_o``
+  and ``logit = pooled . w + b``, with ``a[h, k]`` the attention word k receives in head h
+  averaged over the queries and ``v[h, k]`` its value vector; so word k gives
+  ``sum over h of a[h, k] (v[h, k] . (W_o w)[h])``, and the biases give the rest. With
+  ``pooling: average`` word k gives ``x[k] . w / n``.
+- the n-gram branch: each distinct n-gram gives ``scale x ratio x weight / sqrt(count)``,
+  shared equally by the words it spans (at its first occurrence).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -47,3 +61,53 @@ def pick_examples(x: np.ndarray, actual: np.ndarray, probability: np.ndarray,
         if candidates.any():
             chosen[name] = int(np.flatnonzero(candidates)[np.argmax(confidence[candidates])])
     return chosen
+
+
+@dataclass
+class Contributions:
+    """One review's logit, split over its words (each array has one entry a word)."""
+
+    heads: np.ndarray | None  # (heads, words): the attention branch's share, head by head
+    attention: np.ndarray  # (words,): the attention branch (or the plain average), heads summed
+    ngrams: np.ndarray | None  # (words,): the n-gram branch, None without it
+    bias: float  # what no word gives: the output layer's and the attention's biases
+
+    @property
+    def logit(self) -> float:
+        return float(self.attention.sum() + (0.0 if self.ngrams is None else self.ngrams.sum()) + self.bias)
+
+
+def logit_contributions(model, token_ids: np.ndarray) -> Contributions:
+    """Each real token's exact signed part of the classifier's logit (see the module's docstring)."""
+    tokens = np.asarray(token_ids)[None, : int(np.count_nonzero(token_ids != PAD))]
+    names = [layer.name for layer in model.layers]
+    vectors = np.asarray(keras.Model(model.input, _layer_before_attention(model).output)(tokens))[0]
+    logit = model.get_layer("logit")
+    w, b = np.asarray(logit.kernel)[:, 0], float(np.asarray(logit.bias)[0])
+    heads = None
+    if "attention" in names:
+        layer = model.get_layer("attention")
+        weights = attention_maps(model, token_ids)  # (heads, queries, keys)
+        received = weights.mean(axis=1)  # (heads, keys): the pooling averages over the queries
+        values = np.asarray(layer.value_dense(vectors[None]))[0].reshape(len(vectors), layer.num_heads, layer.depth)
+        direction = (np.asarray(layer.output_dense.kernel) @ w).reshape(layer.num_heads, layer.depth)
+        heads = received * np.einsum("khd,hd->hk", values, direction)
+        attention = heads.sum(axis=0)
+        bias = b + float(np.asarray(layer.output_dense.bias) @ w)
+    else:  # pooling: average
+        attention, bias = vectors @ w / len(vectors), b
+    ngrams = _ngram_contributions(model.get_layer("naive_bayes"), tokens) if "naive_bayes" in names else None
+    return Contributions(heads=heads, attention=attention, ngrams=ngrams, bias=bias)
+
+
+def _ngram_contributions(layer, tokens: np.ndarray) -> np.ndarray:
+    steps = tokens.shape[1]
+    ratios, table = np.asarray(layer.ratios)[:, 0], np.asarray(layer.table)[:, 0]
+    starts = [np.asarray(ids)[0] for ids in layer.ngram_ids_by_start(tokens)]
+    share, seen = np.zeros(steps), set()
+    for n, ids in enumerate(starts, 1):
+        for start, bucket in enumerate(ids):
+            if bucket >= 0 and bucket not in seen:  # each distinct n-gram counts once
+                seen.add(bucket)
+                share[start:start + n] += ratios[bucket] * table[bucket] / n
+    return share * layer.scale / np.sqrt(max(len(seen), 1))

@@ -95,3 +95,27 @@ def attention_figure(words: list[str], weights: np.ndarray, importance: np.ndarr
     strip.set_title("attention received per word (mean over heads and queries)", fontsize=9)
     fig.suptitle(title, fontsize=11)
     _save(fig, path)
+
+
+def contribution_figure(words: list[str], parts, title: str, path: Path) -> None:
+    """Each word's signed part of the logit (``parts``: :class:`imdb_sentiment.plots.explain.Contributions`),
+    one row a source: each attention head, the attention branch (heads summed, or the plain average),
+    the n-gram branch, and the whole; red for positive, blue for negative, one colour scale."""
+    rows = [] if parts.heads is None or len(parts.heads) == 1 else [
+        (f"head {h + 1}", values) for h, values in enumerate(parts.heads)]
+    rows.append(("attention branch" if parts.heads is not None else "average of the words", parts.attention))
+    if parts.ngrams is not None:
+        rows += [("n-gram branch", parts.ngrams), ("both", parts.attention + parts.ngrams)]
+    values = np.stack([row for _, row in rows])
+    limit = max(float(np.abs(values).max()), 1e-6)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(words) + 2.5), 0.5 * len(rows) + 2.2), constrained_layout=True)
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(np.arange(len(words)), words, rotation=90, fontsize=8)
+    ax.set_yticks(np.arange(len(rows)), [name for name, _ in rows], fontsize=9)
+    for row, (name, _) in enumerate(rows):
+        ax.text(len(words) - 0.4, row, f" {values[row].sum():+.2f}", va="center", ha="left", fontsize=8)
+    bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.08)
+    bar.set_label("part of the logit (+: positive)", fontsize=8)
+    ax.set_title(f"{title}\nlogit {parts.logit:+.2f} = words' parts (sums at the right) {parts.bias:+.2f} bias",
+                 fontsize=10)
+    _save(fig, path)
