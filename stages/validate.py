@@ -1,5 +1,6 @@
-"""DVC stage `validate`: check the whole params.yaml (unknown keys, types, ranges) and a local
-data.url (that it is a file, of data.sha256's hash) before any other stage runs.
+"""DVC stage `validate`: check the whole params.yaml (unknown keys, types, ranges), a local
+data.url (that it is a file, of data.sha256's hash) and that the train stage's estimated peak
+memory fits the machine, before any other stage runs.
 
 DVC removes a stage's outputs just before it runs the stage's command, so a bad value found by
 the train stage itself would already have cost the last trained model. Every other stage
@@ -14,6 +15,7 @@ from imdb_sentiment import cli
 from imdb_sentiment.dataset.download import check_local_source
 from imdb_sentiment.outputs import write_text
 from imdb_sentiment.params import DEFAULT_PATH, load_params
+from imdb_sentiment.training.memory import check_memory
 
 VALID = f"{DEFAULT_PATH} is valid\n"
 
@@ -24,6 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     check_local_source(params.data.url, params.data.sha256)
+    check_memory(params)
     write_text(args.marker, VALID)
     print(f"validate: {DEFAULT_PATH} is valid")
 

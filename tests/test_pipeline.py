@@ -244,6 +244,8 @@ def restore_last_good_outputs(repo) -> None:
     ("dropout=-0.1", "validate: error: params.yaml: dropout must be in [0.0, 1.0), got -0.1"),
     # The typo: DVC refuses `-S num_head=4` and suggests `+num_head=4`, which must fail too.
     ("+num_head=4", "validate: error: params.yaml: num_head is not a known parameter (did you mean 'num_heads'?)"),
+    # Too big for the machine: refused before it runs, not killed by the kernel.
+    ("batch_size=1000000", "validate: error: params.yaml: the train stage would need about "),
 ])
 def test_bad_params_fail_before_any_output_is_removed(repo, override, message):
     restore_last_good_outputs(repo)

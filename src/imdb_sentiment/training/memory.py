@@ -1,0 +1,70 @@
+"""Will the train stage fit in memory? An estimate of its peak, checked by ``validate`` before any
+stage runs, so that a configuration too big for the machine fails at once with a message that
+names the params to change, instead of being killed by the kernel an hour in.
+
+The attention layer materializes its (batch, heads, steps, steps) scores and weights, several
+times over forward and backward; everything else the stage holds is about the same at any
+number of heads. Measured peaks of the train stage (batch 128, 800 tokens, docs/benchmarks.md):
+3.0 GiB at one head and 7.9 GiB at four for the defaults, 2.5 and 7.2 GiB without self-training,
+3.6 and 8.3 GiB with a million-row pair table: about 1.6 GiB a head, that is 5.2 float32 copies
+of 128 x 800 x 800 weights. The estimate takes 5.5 copies, the widest batch at
+``sequence_length`` (the longest length group), and adds a fixed part for TensorFlow, the
+padded splits and the embedding tables with their Adam moments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imdb_sentiment.errors import PipelineError
+from imdb_sentiment.params import Params
+
+GIB = 1 << 30
+ATTENTION_COPIES = 5.5  # (batch, heads, steps, steps) float32 tensors alive at a step's peak
+BASE = 1.1 * GIB  # TensorFlow, Python, the model's small weights, dvclive
+REVIEWS = 75_000  # training, validation and unlabeled reviews, held padded as int32
+_MEMINFO = Path("/proc/meminfo")
+_CGROUP_LIMIT = Path("/sys/fs/cgroup/memory.max")  # cgroup v2: a container's limit
+_CGROUP_USED = Path("/sys/fs/cgroup/memory.current")
+
+
+def peak_bytes(params: Params) -> int:
+    """The estimated peak resident memory of the train stage under ``params``."""
+    steps = params.sequence_length * (2 if params.ngrams == 2 else 1)
+    attention = (ATTENTION_COPIES * 4 * params.batch_size * params.num_heads * steps ** 2
+                 if params.pooling == "attention" else 0)
+    tables = 4 * (params.nb_buckets * 2 if params.nb_ngrams else 0) + 4 * params.bigram_buckets * params.embedding_dim
+    return int(BASE + 4 * REVIEWS * steps + 3 * tables + attention)  # a table, its two Adam moments
+
+
+def available_bytes() -> int | None:
+    """Memory a new process can use without swapping: MemAvailable, or less where a cgroup
+    limit leaves less; None where neither can be read."""
+    found = []
+    try:
+        for line in _MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = _CGROUP_LIMIT.read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(_CGROUP_USED.read_text().strip()))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def check_memory(params: Params, available: int | None = None) -> None:
+    """Fail with one line naming the params to change when the estimate exceeds ``available``
+    (default: :func:`available_bytes`; unknown: no check)."""
+    available = available_bytes() if available is None else available
+    needed = peak_bytes(params)
+    if available is None or needed <= available:
+        return
+    raise PipelineError(
+        f"params.yaml: the train stage would need about {needed / GIB:.1f} GiB at its peak and "
+        f"{available / GIB:.1f} GiB is available: lower batch_size ({params.batch_size}), num_heads "
+        f"({params.num_heads}) or sequence_length ({params.sequence_length}); the attention holds "
+        f"batch_size x num_heads x sequence_length^2 weights several times over")

@@ -1,0 +1,41 @@
+"""The train stage's memory estimate and the check `validate` makes with it."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import committed_params_text
+from imdb_sentiment.errors import PipelineError
+from imdb_sentiment.params import parse_params
+from imdb_sentiment.training.memory import GIB, available_bytes, check_memory, peak_bytes
+
+
+def params(**changes):
+    return parse_params({**yaml.safe_load(committed_params_text()), **changes})
+
+
+def test_the_estimate_matches_the_measured_peaks_from_above():
+    """docs/benchmarks.md: 3.0 GiB at one head, 7.9 at four (defaults, 800 tokens, batch 128)."""
+    one, four = peak_bytes(params(num_heads=1)) / GIB, peak_bytes(params(num_heads=4)) / GIB
+    assert 3.0 <= one <= 3.6 and 7.9 <= four <= 9.0
+    assert peak_bytes(params(pooling="average")) < peak_bytes(params()) / 2  # no attention weights
+    assert peak_bytes(params(batch_size=256)) - peak_bytes(params()) == pytest.approx(
+        peak_bytes(params(num_heads=2)) - peak_bytes(params()), rel=1e-9)  # batch x heads
+
+
+def test_a_configuration_that_does_not_fit_fails_naming_the_params_to_change():
+    check_memory(params(), available=8 * GIB)
+    with pytest.raises(PipelineError) as info:
+        check_memory(params(num_heads=8), available=12 * GIB)
+    message = str(info.value)
+    assert "\n" not in message
+    needed = peak_bytes(params(num_heads=8)) / GIB
+    assert 14 < needed < 16  # the README's 8-head sweep: more than a 16 GB laptop has free
+    assert message.startswith(f"params.yaml: the train stage would need about {needed:.1f} GiB at its peak and 12.0 "
+                              "GiB is available: lower batch_size (128), num_heads (8) or sequence_length (800)"), message
+
+
+def test_this_machine_s_available_memory_is_read():
+    available = available_bytes()
+    assert available is None or 0 < available < 1 << 50
