@@ -25,7 +25,7 @@ OFFLINE_HINT = (
 )
 _CHUNK = 1 << 20
 
-def project_root() -> Path:
+def relative_base() -> Path:
     """What a relative local ``data.url`` is relative to: the DVC project's root. DVC sets
     ``DVC_ROOT`` to it for every stage, also in a queued experiment, which runs in a copy of the
     project under ``.dvc/tmp/exps``; outside DVC, the current folder."""
@@ -34,7 +34,7 @@ def project_root() -> Path:
 
 def local_source(url: str) -> Path | None:
     """The local file ``url`` names (``file://`` or a path, a relative one from
-    :func:`project_root`), or None for an http(s) URL."""
+    :func:`relative_base`), or None for an http(s) URL."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
         return Path(urllib.request.url2pathname(parsed.path))
@@ -43,7 +43,7 @@ def local_source(url: str) -> Path | None:
     if parsed.scheme and len(parsed.scheme) > 1:  # one letter is a Windows drive
         raise PipelineError(f"data.url: unsupported scheme {parsed.scheme!r} in {url!r}; use http(s)://, file:// or a path")
     path = Path(url).expanduser()
-    return path if path.is_absolute() else Path(os.path.normpath(project_root() / path))
+    return path if path.is_absolute() else Path(os.path.normpath(relative_base() / path))
 
 
 def _named(url: str, source: Path) -> str:
