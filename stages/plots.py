@@ -16,7 +16,8 @@ cli.quiet_tensorflow()
 
 from imdb_sentiment.plots import figures as plotting  # noqa: E402
 from imdb_sentiment.dataset.extract import CLASS_NAMES  # noqa: E402
-from imdb_sentiment.plots.explain import attention_maps, logit_contributions, pick_examples, token_importance  # noqa: E402
+from imdb_sentiment.plots.explain import (  # noqa: E402
+    EXAMPLES, attention_maps, logit_contributions, pick_examples, token_importance)
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.outputs import atomic_path  # noqa: E402
 from imdb_sentiment.model.saving import load_classifier  # noqa: E402
@@ -54,7 +55,11 @@ def review_figures(model_path: Path, vectorized: Path, predictions: list[dict], 
     vocabulary = load_vocabulary(vectorized)
     probability = {row["id"]: float(row["probability"]) for row in predictions}
     scores = np.array([probability[i] for i in ids])
-    for name, row in pick_examples(x, y, scores).items():
+    picked = pick_examples(x, y, scores)
+    for name in sorted(set(EXAMPLES) - set(picked)):  # a model right on every test review, say
+        for kind in ("contributions", "attention") if attends else ("contributions",):
+            plotting.placeholder(f"no {name.replace('_', ' ')} review in the test split", folder / f"{kind}_{name}.png")
+    for name, row in picked.items():
         words = [vocabulary[t] for t in x[row][: int(np.count_nonzero(x[row]))]]
         title = (f"{name.replace('_', ' ')}: {ids[row]}, actual {CLASS_NAMES[y[row]]}, "
                  f"P(positive) = {scores[row]:.3f}")

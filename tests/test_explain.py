@@ -93,6 +93,12 @@ def test_plots_draws_each_word_s_part_of_the_logit_and_attention_only_where_ther
         assert "no attention figures" in capsys.readouterr().out
     assert {path.name for path in figures.iterdir()} == expected
     assert all(path.read_bytes()[:4] == b"\x89PNG" for path in figures.iterdir())
+    # A model right on every review still writes every figure dvc.yaml declares (one says so).
+    for path in figures.iterdir():
+        path.unlink()
+    predictions[2]["probability"] = "0.8"
+    plots_stage.review_figures(tmp_path / "model", tmp_path / "vectorized", predictions, figures)
+    assert {path.name for path in figures.iterdir()} == expected
 
 
 @pytest.mark.parametrize("overrides", [

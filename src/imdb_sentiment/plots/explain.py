@@ -44,6 +44,9 @@ def token_importance(weights: np.ndarray) -> np.ndarray:
     return received / received.sum()
 
 
+EXAMPLES = ("correct_positive", "correct_negative", "misclassified")  # the reviews the plots stage draws
+
+
 def pick_examples(x: np.ndarray, actual: np.ndarray, probability: np.ndarray,
                   min_tokens: int = 15, max_tokens: int = 60) -> dict[str, int]:
     """Row indices of three test reviews, short ones where there are any (a heatmap of 250
@@ -54,9 +57,7 @@ def pick_examples(x: np.ndarray, actual: np.ndarray, probability: np.ndarray,
     correct = (probability >= 0.5) == (actual == 1)
     confidence = np.abs(probability - 0.5)
     chosen = {}
-    for name, wanted in (("correct_positive", correct & (actual == 1)),
-                         ("correct_negative", correct & (actual == 0)),
-                         ("misclassified", ~correct)):
+    for name, wanted in zip(EXAMPLES, (correct & (actual == 1), correct & (actual == 0), ~correct)):
         candidates = wanted & short if (wanted & short).any() else wanted & (lengths > 0)
         if candidates.any():
             chosen[name] = int(np.flatnonzero(candidates)[np.argmax(confidence[candidates])])
