@@ -249,3 +249,61 @@ def test_layer_is_registered_serializable():
     clone = keras.saving.deserialize_keras_object(serialized)
     assert isinstance(clone, CustomMultiheadAttention)
     assert clone.get_config() == layer.get_config()
+
+
+# --- the blocked form ----------------------------------------------------------------------------
+
+
+def _pair(pool_queries, block_size, seed=1, width=F):
+    explicit = _layer(seed=seed, width=width, pool_queries=pool_queries)
+    blocked = CustomMultiheadAttention(E, H, pool_queries=pool_queries, block_size=block_size)
+    blocked.build((None, None, width))
+    for theirs, ours in zip(blocked.weights, explicit.weights):
+        theirs.assign(ours)
+    return explicit, blocked
+
+
+def _output_and_gradients(layer, x, mask, probe):
+    """The output at real positions, and the gradients of its dot product with ``probe`` with
+    respect to the inputs and every weight."""
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, mask=None if mask is None else tf.constant(mask))
+        if not layer.pool_queries and mask is not None:  # padded positions' rows are no output
+            y = y * tf.cast(mask, y.dtype)[:, :, None]
+        loss = tf.reduce_sum(y * probe)
+    return y.numpy(), [g.numpy() for g in tape.gradient(loss, [x, *layer.trainable_weights])]
+
+
+@pytest.mark.parametrize("pool_queries", [False, True], ids=["per-position", "pooled"])
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "padding-mask"])
+@pytest.mark.parametrize("block_size", [1, 3, 64])  # 64: one block, larger than the review
+def test_the_blocked_form_equals_the_explicit_one_in_outputs_and_gradients(pool_queries, masked, block_size):
+    explicit, blocked = _pair(pool_queries, block_size)
+    x, mask = _inputs(), (_key_mask() if masked else None)
+    probe = np.random.default_rng(5).normal(size=(3, E) if pool_queries else (3, 7, E)).astype("float32")
+    want_y, want_grads = _output_and_gradients(explicit, x, mask, probe)
+    got_y, got_grads = _output_and_gradients(blocked, x, mask, probe)
+    np.testing.assert_allclose(got_y, want_y, rtol=1e-5, atol=1e-5)
+    scale = max(np.abs(g).max() for g in want_grads)  # some are exactly 0 (the key bias's)
+    for got, want in zip(got_grads, want_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_the_blocked_form_matches_keras_multi_head_attention():
+    explicit, blocked = _pair(False, 2)
+    mha = _keras_mha_with_weights_of(explicit)
+    x, mask = _inputs(), _key_mask()
+    ours = blocked(x, mask=mask).numpy()
+    theirs = mha(x, x, x, attention_mask=np.repeat(mask[:, None, :], 7, axis=1)).numpy()
+    np.testing.assert_allclose(ours[mask], theirs[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_the_blocked_form_keeps_its_block_in_the_config_and_refuses_dropout():
+    layer = CustomMultiheadAttention(E, H, block_size=128)
+    assert CustomMultiheadAttention.from_config(layer.get_config()).block_size == 128
+    with pytest.raises(ValueError, match="block_size must be 0 or, without dropout, positive"):
+        CustomMultiheadAttention(E, H, dropout=0.1, block_size=128)
+    _, weights = _pair(False, 2)[1](_inputs(), return_attention_scores=True)  # the explicit form's weights
+    assert weights.shape == (3, H, 7, 7)

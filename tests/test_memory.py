@@ -39,3 +39,9 @@ def test_a_configuration_that_does_not_fit_fails_naming_the_params_to_change():
 def test_this_machine_s_available_memory_is_read():
     available = available_bytes()
     assert available is None or 0 < available < 1 << 50
+
+
+def test_the_blocked_attention_holds_a_block_of_weights_not_the_whole_matrix():
+    whole, blocked = peak_bytes(params(num_heads=8)), peak_bytes(params(num_heads=8, attention_block_size=64))
+    assert blocked < whole / 4
+    check_memory(params(num_heads=8, attention_block_size=64), available=12 * GIB)  # fits where whole did not

@@ -327,3 +327,10 @@ def test_early_stopping_is_refused_with_a_cosine_schedule():
         "params.yaml: patience must be 0 with lr_schedule cosine (the schedule fixes the epochs; "
         "choose epochs on validation accuracy instead), got 1")
     assert parse_params(raw(patience=1, lr_schedule="constant")).patience == 1
+
+
+def test_the_blocked_attention_refuses_dropout_on_weights_it_never_forms():
+    assert error(raw(attention_block_size=64, attention_dropout=0.1)).startswith(
+        "params.yaml: attention_block_size must be 0 with attention_dropout > 0")
+    assert parse_params(raw(attention_block_size=64)).attention_block_size == 64
+    assert "attention_block_size must be >= 0" in error(raw(attention_block_size=-1))

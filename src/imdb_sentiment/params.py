@@ -60,6 +60,7 @@ class Params:
     num_heads: int
     dropout: float
     attention_dropout: float
+    attention_block_size: int
     use_mask: bool
     batch_size: int
     epochs: int
@@ -169,6 +170,7 @@ def parse_params(raw: Any) -> Params:
         num_heads=_int(raw, "num_heads"),
         dropout=_float(raw, "dropout", 0.0, 1.0, low_open=False, high_open=True),
         attention_dropout=_float(raw, "attention_dropout", 0.0, 1.0, low_open=False, high_open=True),
+        attention_block_size=_int(raw, "attention_block_size", minimum=0),
         use_mask=_bool(raw, "use_mask"),
         batch_size=_int(raw, "batch_size"),
         epochs=_int(raw, "epochs"),
@@ -195,6 +197,9 @@ def parse_params(raw: Any) -> Params:
         # down: a model the schedule never finished. With cosine, choose `epochs` on validation.
         raise _fail("patience", f"must be 0 with lr_schedule cosine (the schedule fixes the epochs; "
                                 f"choose epochs on validation accuracy instead), got {params.patience}")
+    if params.attention_block_size and params.attention_dropout:
+        raise _fail("attention_block_size", f"must be 0 with attention_dropout > 0 (the blocked form drops no "
+                                            f"weights), got {params.attention_block_size}")
     if params.embed_dim % params.num_heads:
         raise _fail(
             "embed_dim",

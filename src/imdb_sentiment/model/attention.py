@@ -10,6 +10,12 @@ exactly what ``GlobalAveragePooling1D`` would make of it, in about a third of th
 is linear, so it can be done on the attention weights before they meet the values and before
 the output projection; two (steps x steps x embed_dim) and (steps x embed_dim x embed_dim)
 products per review become vector products.
+
+With ``block_size`` the scores, mask, softmax and weighted sum are computed a block of that many
+keys at a time, with an online softmax and a backward pass that recomputes each block
+(:mod:`imdb_sentiment.model.blocked`): the same numbers, without the (steps x steps) weights in
+memory. The explicit form (``block_size`` 0) stays for dropout on the weights and for the
+weights themselves (``return_attention_scores``, the figures).
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ class CustomMultiheadAttention(keras.layers.Layer):
         num_heads: number of attention heads.
         dropout: rate at which attention weights are dropped, in training only.
         pool_queries: return the average over (unmasked) positions, ``(batch, embed_dim)``.
+        block_size: > 0: attention computed this many keys at a time (no dropout then).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0,
-                 pool_queries: bool = False, **kwargs):
+                 pool_queries: bool = False, block_size: int = 0, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads != 0:
             raise ValueError(
@@ -42,6 +49,10 @@ class CustomMultiheadAttention(keras.layers.Layer):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if block_size < 0 or (block_size and dropout):
+            raise ValueError(f"block_size must be 0 or, without dropout, positive; got {block_size} "
+                             f"with dropout {dropout}")
+        self.block_size = block_size
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.depth = embed_dim // num_heads
@@ -90,6 +101,8 @@ class CustomMultiheadAttention(keras.layers.Layer):
         query = self.split_heads(self.query_dense(inputs))
         key = self.split_heads(self.key_dense(inputs))
         value = self.split_heads(self.value_dense(inputs))
+        if self.block_size and not return_attention_scores and (mask is None or len(mask.shape) == 2):
+            return self.blocked(query, key, value, mask)
         weights = self.attention_weights(query, key, mask, training)
         if self.pool_queries:
             context = ops.matmul(self.average_over_queries(weights, mask), value)
@@ -99,6 +112,23 @@ class CustomMultiheadAttention(keras.layers.Layer):
         if return_attention_scores:
             return output, weights
         return output
+
+    def blocked(self, query, key, value, mask=None):
+        """``call``'s output, computed a block of keys at a time (:mod:`imdb_sentiment.model.blocked`)."""
+        from imdb_sentiment.model import blocked
+
+        batch, steps = ops.shape(query)[0], ops.shape(query)[2]
+        query = ops.cast(query * ops.cast(1.0 / math.sqrt(self.depth), query.dtype), "float32")
+        key, value = ops.cast(key, "float32"), ops.cast(value, "float32")
+        bias = blocked.key_bias(mask, batch, steps)
+        if self.pool_queries:
+            real = ops.ones((batch, steps)) if mask is None else ops.cast(mask, "float32")
+            share = (real / ops.sum(real, axis=1, keepdims=True))[:, None, None, :]
+            context = blocked.pooled_attention(query, key, value, bias, share, self.block_size)
+            context = ops.cast(context, self.compute_dtype)
+            return self.output_dense(ops.reshape(context, (batch, self.embed_dim)))
+        context = ops.cast(blocked.blocked_attention(query, key, value, bias, self.block_size), self.compute_dtype)
+        return self.output_dense(self.merge_heads(context))
 
     def average_over_queries(self, weights, mask=None):
         """(batch, heads, steps, steps) -> (batch, heads, 1, steps): the weights' mean over the
@@ -131,4 +161,5 @@ class CustomMultiheadAttention(keras.layers.Layer):
             "num_heads": self.num_heads,
             "dropout": self.dropout,
             "pool_queries": self.pool_queries,
+            "block_size": self.block_size,
         }

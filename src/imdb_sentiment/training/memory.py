@@ -31,7 +31,8 @@ _CGROUP_USED = Path("/sys/fs/cgroup/memory.current")
 def peak_bytes(params: Params) -> int:
     """The estimated peak resident memory of the train stage under ``params``."""
     steps = params.sequence_length * (2 if params.ngrams == 2 else 1)
-    attention = (ATTENTION_COPIES * 4 * params.batch_size * params.num_heads * steps ** 2
+    keys = min(params.attention_block_size or steps, steps)  # the blocked form holds one block's weights
+    attention = (ATTENTION_COPIES * 4 * params.batch_size * params.num_heads * steps * keys
                  if params.pooling == "attention" else 0)
     tables = 4 * (params.nb_buckets * 2 if params.nb_ngrams else 0) + 4 * params.bigram_buckets * params.embedding_dim
     return int(BASE + 4 * REVIEWS * steps + 3 * tables + attention)  # a table, its two Adam moments
@@ -66,5 +67,5 @@ def check_memory(params: Params, available: int | None = None) -> None:
     raise PipelineError(
         f"params.yaml: the train stage would need about {needed / GIB:.1f} GiB at its peak and "
         f"{available / GIB:.1f} GiB is available: lower batch_size ({params.batch_size}), num_heads "
-        f"({params.num_heads}) or sequence_length ({params.sequence_length}); the attention holds "
-        f"batch_size x num_heads x sequence_length^2 weights several times over")
+        f"({params.num_heads}) or sequence_length ({params.sequence_length}), or set attention_block_size; "
+        f"the attention holds batch_size x num_heads x sequence_length^2 weights several times over")
