@@ -10,6 +10,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from conftest import committed_params_text  # noqa: E402
@@ -111,3 +112,11 @@ def test_the_challenge_set_is_labelled_by_construction_and_reported_per_category
     assert set(rows) == set(by_category) | {"all"}
     assert rows["all"][0] == str(len(cases)) and all(0.0 <= float(v) <= 1.0 for row in rows.values() for v in row[1:])
     assert [line.startswith("  wrong: ") for line in lines[6:]] == [True, True]
+
+
+@pytest.mark.slow  # two fresh TensorFlow processes
+def test_the_heads_benchmark_times_a_training_step_and_reads_the_peak_memory_of_each_form():
+    heads = load_benchmark("attention_heads")
+    explicit, blocked = heads.cell(2, 0, 24, 1), heads.cell(2, 8, 24, 1)
+    assert explicit["ms"] > 0 and blocked["ms"] > 0
+    assert 100 < explicit["mib"] < 20_000 and 100 < blocked["mib"] < 20_000
