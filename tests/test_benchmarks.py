@@ -49,6 +49,7 @@ def test_short_reviews_splits_the_logit_into_the_ngram_branch_and_the_rest(tmp_p
     import sys
 
     from imdb_sentiment.model.classifier import build_model
+    from imdb_sentiment.model.naive_bayes import naive_bayes_ratios
     from imdb_sentiment.model.saving import save_model
     from imdb_sentiment.features.vectorized import write_split
 
