@@ -203,8 +203,8 @@ def run_pipeline(archive: Path, workdir: Path) -> tuple[Path, dict]:
 
 
 def accuracy_row(clone: Path) -> str:
-    metrics = json.loads((clone / "reports" / "metrics.json").read_text())
-    minutes = json.loads((clone / "reports" / "train.json").read_text())["fit_seconds"] / 60
+    metrics = json.loads((clone / "reports" / "metrics.json").read_text())["test"]
+    minutes = json.loads((clone / "reports" / "train" / "metrics.json").read_text())["fit_seconds"] / 60
     kept = json.loads((clone / "reports" / "run.json").read_text())["epoch_kept"]
     return (f"test accuracy {metrics['accuracy']:.4f} (ROC AUC {metrics['roc_auc']:.4f}), train {minutes:.1f} min, "
             f"epoch kept {kept}, {metrics['accuracy'] * 100 / minutes:.1f} points/min")

@@ -1,7 +1,6 @@
 """DVC stage `evaluate`: the trained model on the test split: metrics (under ``test``, so that no
-metric of `dvc exp show` shares a name with a param: accuracy, ROC AUC and loss as DVC metrics,
-precision, recall and F1 beside them), ROC points, the confusion table,
-predictions."""
+metric of `dvc exp show` shares a name with a param: accuracy and ROC AUC as DVC metrics, loss,
+precision, recall and F1 beside them), ROC points, the confusion table, predictions."""
 
 import argparse
 import csv
@@ -32,8 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
     parser.add_argument("model", type=Path, help="folder written by the train stage")
-    parser.add_argument("metrics", type=Path, help="JSON file for the test metrics: accuracy, ROC AUC, loss")
-    parser.add_argument("classification", type=Path, help="JSON file for the test precision, recall, F1 and number of reviews")
+    parser.add_argument("metrics", type=Path, help="JSON file for the test metrics: accuracy, ROC AUC")
+    parser.add_argument("classification", type=Path, help="JSON file for the test loss, precision, recall, F1 "
+                                                          "and number of reviews")
     parser.add_argument("roc", type=Path, help="CSV file for the ROC curve")
     parser.add_argument("confusion", type=Path, help="CSV file: actual, predicted, a row a review, sorted")
     parser.add_argument("predictions", type=Path, help="CSV file: id, actual, predicted, probability")
@@ -44,7 +44,7 @@ def main() -> None:
     logits = predict_logits(model, x_test, progress="evaluate")
     metrics = classification_metrics(y_test, logits)
     probabilities = sigmoid(logits.astype("float64"))
-    headline = ("accuracy", "roc_auc", "loss")
+    headline = ("accuracy", "roc_auc")
     write_json(args.metrics, {"test": {key: metrics[key] for key in headline}})
     write_json(args.classification, {"test": {key: value for key, value in metrics.items() if key not in headline}})
     write_text(args.roc, _csv(roc_points(y_test, probabilities)))

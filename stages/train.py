@@ -62,17 +62,18 @@ def main() -> None:
     best = history[kept - 1]
     live.end()
     # Once the stage has ended, the summary is what experiments are compared on: the kept
-    # model's validation figures (what hyperparameters are chosen on) and the time taken. Each
-    # fit's per-epoch figures, shown while it ran, stay in its curves, out of `dvc exp show`.
+    # model's validation accuracy (what hyperparameters are chosen on) and the time taken; its
+    # validation loss is in run.json. Each fit's per-epoch figures, shown while it ran, stay in
+    # its curves, out of `dvc exp show`.
     write_json(args.live / "metrics.json", {
         "val_accuracy": round(best["val_accuracy"], 6),  # of the last model validated, before any refit
-        "val_loss": round(best["val_loss"], 6),
         "fit_seconds": round(seconds, 1),  # the only figure that differs between identical runs
     })
     pseudo_labelled = trained_on - len(x_train) - (len(x_val) if params.refit else 0)
     write_json(args.run, {
         "epochs_run": len(history),
         "epoch_kept": kept,
+        "val_loss": round(best["val_loss"], 6),  # of the epoch kept
         "trained_on_reviews": trained_on,  # by the saved model
         "pseudo_labelled_reviews": pseudo_labelled,  # of them
         "versions": versions(),
