@@ -64,8 +64,7 @@ def offline(tmp_path_factory, tiny_archive):
 def test_quiet_stages_print_no_tensorflow_start_up_lines(offline):
     """The offline run, as a user without TF_CPP_MIN_LOG_LEVEL in their environment makes it."""
     log = (offline.parent / "first-run.log").read_text()
-    assert set(re.findall(r"Running stage '([a-z]+)'", log)) == {"validate", "download", "extract", "vectorize",
-                                                                 "train", "evaluate", "plots"}
+    assert {"validate", "download", "extract", "vectorize", "train", "evaluate"} <= ran(log)
     noise = [line for line in log.splitlines()
              if "absl::InitializeLog" in line or "oneDNN custom operations" in line]
     assert noise == []
@@ -128,9 +127,12 @@ def test_a_queued_experiment_finds_the_relative_archive_and_exp_show_fits_160_co
         time.sleep(3)
     assert "Success" in status and "Failed" not in status, run(["dvc", "queue", "logs", "heads-4"], offline).stdout
     table = run(["dvc", "exp", "show", "--no-pager", "--only-changed"], offline, env={"COLUMNS": "160"}).stdout
-    header = "\n".join(table.splitlines()[:4])
+    header = table.splitlines()[1]
     assert max(len(line) for line in table.splitlines()) <= 160
-    for column in ("num_heads", "val_accuracy", "test.accuracy"):
+    # The tiny model's accuracies are the same in every row (so --only-changed drops them); what
+    # differs must be in view, the changed hyperparameter before the long local path.
+    for column in ("fit_seconds", "num_heads"):
         assert column in header, table
+    assert "data.url" not in header or header.index("num_heads") < header.index("data.url"), table
     rows = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], offline).stdout)))
     assert {row["Experiment"]: row["num_heads"] for row in rows if row["Experiment"] == "heads-4"} == {"heads-4": "4"}
