@@ -17,7 +17,7 @@ cli.quiet_tensorflow()
 from imdb_sentiment.plots import figures as plotting  # noqa: E402
 from imdb_sentiment.dataset.extract import CLASS_NAMES  # noqa: E402
 from imdb_sentiment.plots.explain import (  # noqa: E402
-    EXAMPLES, attention_maps, logit_contributions, pick_examples, token_importance)
+    EXAMPLES, logit_contributions, pick_examples, token_importance)
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.outputs import atomic_path  # noqa: E402
 from imdb_sentiment.model.saving import load_classifier  # noqa: E402
@@ -63,11 +63,10 @@ def review_figures(model_path: Path, vectorized: Path, predictions: list[dict], 
         words = [vocabulary[t] for t in x[row][: int(np.count_nonzero(x[row]))]]
         title = (f"{name.replace('_', ' ')}: {ids[row]}, actual {CLASS_NAMES[y[row]]}, "
                  f"P(positive) = {scores[row]:.3f}")
-        plotting.contribution_figure(words, logit_contributions(model, x[row]), title,
-                                     folder / f"contributions_{name}.png")
-        if attends:
-            weights = attention_maps(model, x[row])
-            plotting.attention_figure(words, weights, token_importance(weights), title,
+        parts = logit_contributions(model, x[row])
+        plotting.contribution_figure(words, parts, title, folder / f"contributions_{name}.png")
+        if attends:  # the weights the contributions came from
+            plotting.attention_figure(words, parts.weights, token_importance(parts.weights), title,
                                       folder / f"attention_{name}.png")
 
 

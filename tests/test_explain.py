@@ -138,4 +138,5 @@ def test_the_words_contributions_add_up_to_the_logit(overrides):
             assert parts.heads is None
         else:
             assert parts.heads.shape == (overrides["num_heads"], n)
+            np.testing.assert_allclose(parts.weights, attention_maps(model, row), rtol=1e-6)  # what plots draws
             np.testing.assert_allclose(parts.heads.sum(axis=0), parts.attention, rtol=1e-6)

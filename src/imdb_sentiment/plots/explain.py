@@ -25,10 +25,17 @@ from imdb_sentiment.features.text import PAD
 def attention_maps(model, token_ids: np.ndarray) -> np.ndarray:
     """Attention weights (heads, steps, steps) of one review's real (unpadded) tokens."""
     tokens = np.asarray(token_ids)[None, : int(np.count_nonzero(token_ids != PAD))]
-    attention = model.get_layer("attention")
-    attention_input = keras.Model(model.input, _layer_before_attention(model).output)
+    return _weights(model, tokens, _vectors(model, tokens))
+
+
+def _vectors(model, tokens: np.ndarray) -> np.ndarray:
+    """(1, steps, features): the word vectors the attention reads."""
+    return np.asarray(keras.Model(model.input, _layer_before_attention(model).output)(tokens))
+
+
+def _weights(model, tokens: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     mask = model.get_layer("embedding").compute_mask(tokens)
-    _, weights = attention(attention_input(tokens), mask=mask, return_attention_scores=True)
+    _, weights = model.get_layer("attention")(vectors, mask=mask, return_attention_scores=True)
     return np.asarray(weights)[0]
 
 
@@ -69,6 +76,7 @@ class Contributions:
     """One review's logit, split over its words (each array has one entry a word)."""
 
     heads: np.ndarray | None  # (heads, words): the attention branch's share, head by head
+    weights: np.ndarray | None  # (heads, words, words): the attention weights it came from
     attention: np.ndarray  # (words,): the attention branch (or the plain average), heads summed
     ngrams: np.ndarray | None  # (words,): the n-gram branch, None without it
     bias: float  # what no word gives: the output layer's and the attention's biases
@@ -82,13 +90,13 @@ def logit_contributions(model, token_ids: np.ndarray) -> Contributions:
     """Each real token's exact signed part of the classifier's logit (see the module's docstring)."""
     tokens = np.asarray(token_ids)[None, : int(np.count_nonzero(token_ids != PAD))]
     names = [layer.name for layer in model.layers]
-    vectors = np.asarray(keras.Model(model.input, _layer_before_attention(model).output)(tokens))[0]
+    vectors = _vectors(model, tokens)[0]
     logit = model.get_layer("logit")
     w, b = np.asarray(logit.kernel)[:, 0], float(np.asarray(logit.bias)[0])
-    heads = None
+    heads = weights = None
     if "attention" in names:
         layer = model.get_layer("attention")
-        weights = attention_maps(model, token_ids)  # (heads, queries, keys)
+        weights = _weights(model, tokens, vectors[None])  # (heads, queries, keys)
         received = weights.mean(axis=1)  # (heads, keys): the pooling averages over the queries
         values = np.asarray(layer.value_dense(vectors[None]))[0].reshape(len(vectors), layer.num_heads, layer.depth)
         direction = (np.asarray(layer.output_dense.kernel) @ w).reshape(layer.num_heads, layer.depth)
@@ -98,7 +106,7 @@ def logit_contributions(model, token_ids: np.ndarray) -> Contributions:
     else:  # pooling: average
         attention, bias = vectors @ w / len(vectors), b
     ngrams = _ngram_contributions(model.get_layer("naive_bayes"), tokens) if "naive_bayes" in names else None
-    return Contributions(heads=heads, attention=attention, ngrams=ngrams, bias=bias)
+    return Contributions(heads=heads, weights=weights, attention=attention, ngrams=ngrams, bias=bias)
 
 
 def _ngram_contributions(layer, tokens: np.ndarray) -> np.ndarray:
