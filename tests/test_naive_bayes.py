@@ -20,8 +20,8 @@ from test_model import VOCAB, make_params  # noqa: E402
 BUCKETS = 1 << 20  # no collisions among the few n-grams below
 
 
-def layer(max_n=3, scale=1.0, buckets=BUCKETS):
-    nb = NaiveBayesNgrams(buckets, max_n, scale)
+def layer(max_n=3, scale=1.0, buckets=BUCKETS, folds=0):
+    nb = NaiveBayesNgrams(buckets, max_n, scale, folds)
     nb.build((None, None))
     return nb
 
@@ -126,3 +126,59 @@ def test_self_trained_model_counts_its_ratios_on_the_pseudo_labelled_reviews_too
     after = np.asarray(branch.ratios)[:, 0]
     assert before[2] == pytest.approx(before[1])  # word 2: as unseen as word 1, which no review holds
     assert after[2] > after[1] + 0.5  # seen, in pseudo-labelled positive reviews
+
+
+def test_cross_fitted_training_ratios_are_counted_without_the_review_s_fold():
+    """With folds, a training review meets the ratios of the other folds' reviews (so n-grams
+    seen only in it say nothing of its label); inference uses the ratios of all reviews."""
+    from imdb_sentiment.model.naive_bayes import cross_fitted_ratios, ngram_counts
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(5, VOCAB, size=(60, 10)).astype(np.int32)
+    x[::3, 7:] = 0  # some shorter reviews
+    y = rng.integers(0, 2, size=60)
+    folded, plain = layer(max_n=2, buckets=128, folds=3), layer(max_n=2, buckets=128)
+    folds = np.asarray(folded.fold_of(x))
+    assert set(folds) == {0, 1, 2}
+    np.testing.assert_array_equal(np.asarray(folded.fold_of(x[:, :9])), folds[:])  # trailing padding: same fold
+    counts = ngram_counts(folded, x, y)
+    assert counts.shape == (3, 2, 128)
+    ratios, fold_ratios = cross_fitted_ratios(counts)
+    np.testing.assert_allclose(ratios, naive_bayes_ratios(plain, x, y), rtol=1e-6)
+    for k in range(3):
+        np.testing.assert_allclose(fold_ratios[k], naive_bayes_ratios(plain, x[folds != k], y[folds != k]), rtol=1e-6)
+    folded.set_ratios(ratios, fold_ratios)
+    folded.table.assign(rng.normal(size=(128, 1)).astype("float32"))
+    for k in range(3):
+        plain.set_ratios(fold_ratios[k])
+        plain.table.assign(np.asarray(folded.table))
+        np.testing.assert_allclose(np.asarray(folded(x[folds == k], training=True)),
+                                   np.asarray(plain(x[folds == k])), rtol=1e-5, atol=1e-6)
+    plain.set_ratios(ratios)
+    np.testing.assert_allclose(np.asarray(folded(x, training=False)), np.asarray(plain(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_training_cross_fits_and_the_saved_classifier_keeps_no_fold_ratios(tmp_path):
+    from imdb_sentiment.model.saving import load_classifier, save_model
+
+    rng = np.random.default_rng(4)
+    x = rng.integers(5, VOCAB, size=(64, 12)).astype(np.int32)
+    y = rng.integers(0, 2, size=64)
+    x[:, 0] = np.where(y == 1, 3, 4)
+    params = make_params(nb_ngrams=1, nb_buckets=VOCAB, nb_folds=4, sequence_length=12, pseudo_label_confidence=0.0)
+    model = train(params, x[:48], y[:48], x[48:], y[48:], VOCAB)[0]
+    branch = model.get_layer("naive_bayes")
+    np.testing.assert_allclose(np.asarray(branch.ratios)[:, 0], naive_bayes_ratios(branch, x[:48], y[:48]), rtol=1e-6)
+    assert np.asarray(branch.fold_ratios).shape == (VOCAB, 4)
+    save_model(model, ["", "[UNK]"] + [f"w{i}" for i in range(VOCAB - 2)], 12, 1, tmp_path / "model")
+    loaded = load_classifier(tmp_path / "model")
+    assert loaded.get_layer("naive_bayes").folds == 0
+    assert not any("fold_ratios" in w.path for w in loaded.weights)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_one_fold_is_refused_naming_the_key():
+    from imdb_sentiment.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="nb_folds must be 0 .* or at least 2"):
+        make_params(nb_folds=1)

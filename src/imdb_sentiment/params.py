@@ -30,7 +30,7 @@ MAX_NGRAMS = 3
 # false`` restores its bug too): the reference row of the README's results and the benchmark.
 ORIGINAL_CONFIGURATION = {
     "max_features": 10000, "sequence_length": 250, "ngrams": 1, "bigram_buckets": 0, "nb_ngrams": 0,
-    "embedding_dim": 16, "position_embedding": "none", "pooling": "attention", "embed_dim": 512,
+    "embedding_dim": 16, "position_embedding": "none", "encoder_blocks": 0, "pooling": "attention", "embed_dim": 512,
     "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2, "use_mask": True, "batch_size": 32,
     "epochs": 10, "patience": 0, "learning_rate": 0.001, "lr_schedule": "constant", "weight_decay": 0.0,
     "lazy_updates": False, "refit": False, "pseudo_label_confidence": 0.0, "validation_split": 0.2,
@@ -53,8 +53,13 @@ class Params:
     nb_ngrams: int
     nb_buckets: int
     nb_scale: float
+    nb_folds: int
     embedding_dim: int
     position_embedding: str
+    encoder_blocks: int
+    encoder_heads: int
+    ff_dim: int
+    encoder_dropout: float
     pooling: str
     embed_dim: int
     num_heads: int
@@ -163,8 +168,13 @@ def parse_params(raw: Any) -> Params:
         nb_ngrams=_int(raw, "nb_ngrams", minimum=0),
         nb_buckets=_int(raw, "nb_buckets"),
         nb_scale=_float(raw, "nb_scale", 0.0, 100.0, low_open=True, high_open=False),
+        nb_folds=_int(raw, "nb_folds", minimum=0),
         embedding_dim=_int(raw, "embedding_dim"),
         position_embedding=_choice(raw, "position_embedding", POSITION_EMBEDDINGS),
+        encoder_blocks=_int(raw, "encoder_blocks", minimum=0),
+        encoder_heads=_int(raw, "encoder_heads"),
+        ff_dim=_int(raw, "ff_dim"),
+        encoder_dropout=_float(raw, "encoder_dropout", 0.0, 1.0, low_open=False, high_open=True),
         pooling=_choice(raw, "pooling", POOLINGS),
         embed_dim=_int(raw, "embed_dim"),
         num_heads=_int(raw, "num_heads"),
@@ -188,6 +198,8 @@ def parse_params(raw: Any) -> Params:
         split_by=_choice(raw, "split_by", SPLITS_BY),
         seed=_int(raw, "seed", minimum=0),
     )
+    if params.nb_folds == 1:
+        raise _fail("nb_folds", "must be 0 (the same ratios in training) or at least 2 (cross-fitted), got 1")
     if params.ngrams > MAX_NGRAMS:
         raise _fail("ngrams", f"must be 1 (words), 2 (words and word pairs) or 3, got {params.ngrams}")
     if 0.0 < params.pseudo_label_confidence < 0.5:
@@ -200,6 +212,13 @@ def parse_params(raw: Any) -> Params:
     if params.attention_block_size and params.attention_dropout:
         raise _fail("attention_block_size", f"must be 0 with attention_dropout > 0 (the blocked form drops no "
                                             f"weights), got {params.attention_block_size}")
+    if params.encoder_blocks and params.embedding_dim % params.encoder_heads:
+        raise _fail(
+            "encoder_heads",
+            f"({params.encoder_heads}) must divide embedding_dim ({params.embedding_dim}) with encoder_blocks > 0 "
+            f"(the encoder's attention is as wide as the token vectors); choose among "
+            f"{_divisors(params.embedding_dim)}",
+        )
     if params.embed_dim % params.num_heads:
         raise _fail(
             "embed_dim",

@@ -1,5 +1,5 @@
-"""The classifier: Embedding (+ word pairs, + positions) -> CustomMultiheadAttention -> average over the
-positions -> Dropout -> Dense(1), trained on logits with binary cross-entropy and Adam.
+"""The classifier: Embedding (+ word pairs, + positions) (-> encoder blocks) -> CustomMultiheadAttention
+-> average over the positions -> Dropout -> Dense(1), trained on logits with binary cross-entropy and Adam.
 
 The averaging is the attention layer's ``pool_queries``: the same numbers as a
 ``GlobalAveragePooling1D`` after it (tests/test_attention.py checks), at a third of the cost.
@@ -17,6 +17,7 @@ from imdb_sentiment.model.optimizer import LazyAdamW
 from imdb_sentiment.model.naive_bayes import NaiveBayesNgrams
 from imdb_sentiment.params import Params
 from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbedding
+from imdb_sentiment.model.encoder import EncoderBlock
 from imdb_sentiment.features.text import PAD
 
 LENGTH_STEP = 32  # trimmed batches are cut to a multiple of this many tokens: few distinct shapes
@@ -24,7 +25,8 @@ LENGTH_STEP = 32  # trimmed batches are cut to a multiple of this many tokens: f
 
 def build_model(params: Params, vocabulary_size: int) -> keras.Model:
     """The classifier for token ids of any length; outputs one logit per review. The layer
-    before the attention is the last of ``embedding``, ``words_and_pairs``, ``positions``.
+    before the pooling is the last of ``embedding``, ``words_and_pairs``, ``positions``,
+    ``encoder_1`` ... ``encoder_<encoder_blocks>``.
 
     With ``use_mask`` the embedding marks token id 0 as padding, the attention ignores it and
     the pooling averages over real tokens only. Without it, the original script's behaviour.
@@ -40,6 +42,9 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
         x = keras.layers.Add(name="words_and_pairs")([x, pairs])  # keeps the padding mask
     if params.position_embedding != "none":
         x = PositionEmbedding(params.sequence_length, params.position_embedding, name="positions")(x)
+    for block in range(1, params.encoder_blocks + 1):
+        x = EncoderBlock(params.encoder_heads, params.ff_dim, params.encoder_dropout, params.attention_block_size,
+                         name=f"encoder_{block}")(x)
     if params.pooling == "average":  # the ablation: every real token weighs the same
         x = keras.layers.GlobalAveragePooling1D(name="average")(x)
     else:
@@ -50,7 +55,8 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
     x = keras.layers.Dropout(params.dropout, name="dropout")(x)
     logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # float32 under mixed precision
     if params.nb_ngrams:
-        ngrams = NaiveBayesNgrams(params.nb_buckets, params.nb_ngrams, params.nb_scale, name="naive_bayes")(tokens)
+        ngrams = NaiveBayesNgrams(params.nb_buckets, params.nb_ngrams, params.nb_scale, params.nb_folds,
+                                  name="naive_bayes")(tokens)
         logits = keras.layers.Add(dtype="float32", name="logits")([logits, ngrams])
     return keras.Model(tokens, logits, name="imdb_attention_classifier")
 

@@ -20,6 +20,13 @@ with the attention branch in one model and serves inside the same SavedModel:
   ``scale x ratio`` is how far a step moves an n-gram's contribution: n-grams that tell the
   classes apart move first, the many that do not barely move, and ``scale`` sets how fast this
   branch learns beside the attention.
+- with ``folds`` the ratios are cross-fitted in training: ratios counted on the very reviews the
+  model trains on tell each training review's label from n-grams seen only in it (a name, a
+  typo), so the branch fits the training labels within an epoch and leaves the other branch
+  little to learn from. Each review falls in one of ``folds`` folds by a hash of its tokens
+  (:meth:`NaiveBayesNgrams.fold_of`), and in training it meets ratios counted without its fold,
+  as stacking does (Wolpert 1992); in inference, the ratios of all reviews. The fold ratios serve
+  training only: the saved classifier has none (``folds`` 0 in its config).
 """
 
 from __future__ import annotations
@@ -44,21 +51,36 @@ class NaiveBayesNgrams(keras.layers.Layer):
         buckets: rows of the hashed n-gram tables.
         max_n: n-grams of 1 up to ``max_n`` words.
         scale: multiplies every ratio (the branch's pace of learning under Adam).
+        folds: 0: the same ratios in training and inference; >= 2: in training, each review's
+            ratios counted without its fold (:func:`cross_fitted_ratios`).
     """
 
-    def __init__(self, buckets: int, max_n: int = 3, scale: float = 1.0, **kwargs):
+    def __init__(self, buckets: int, max_n: int = 3, scale: float = 1.0, folds: int = 0, **kwargs):
         super().__init__(dtype=kwargs.pop("dtype", "float32"), **kwargs)
         if buckets < 1 or max_n < 1:
             raise ValueError(f"buckets and max_n must be at least 1, got {buckets} and {max_n}")
+        if folds == 1 or folds < 0:
+            raise ValueError(f"folds must be 0 (off) or at least 2, got {folds}")
         self.buckets = buckets
         self.max_n = max_n
         self.scale = scale
+        self.folds = folds
 
     def build(self, input_shape):
         self.ratios = self.add_weight(shape=(self.buckets, 1), initializer="zeros", trainable=False,
                                       name="ratios")
+        if self.folds:
+            self.fold_ratios = self.add_weight(shape=(self.buckets, self.folds), initializer="zeros",
+                                               trainable=False, name="fold_ratios")
         self.table = self.add_weight(shape=(self.buckets, 1), initializer="zeros", name="weights")
         self.built = True
+
+    def fold_of(self, tokens):
+        """(batch, steps) token ids -> (batch,) each review's fold, from its tokens and their
+        positions (so the same in a batch cut to its longest review and in a padded one)."""
+        tokens = ops.cast(tokens, "int64")
+        positions = ops.arange(1, ops.shape(tokens)[1] + 1, dtype="int64")[None, :]
+        return ops.sum(tokens * positions, axis=1) % max(self.folds, 1)
 
     def ngram_ids_by_start(self, tokens) -> list:
         """(batch, steps) token ids -> for n = 1 .. max_n, (batch, steps) bucket ids of the
@@ -81,14 +103,25 @@ class NaiveBayesNgrams(keras.layers.Layer):
         repeated = ops.pad(ids[:, 1:] == ids[:, :-1], [[0, 0], [1, 0]])
         return ops.where(repeated, _ABSENT, ids)
 
-    def set_ratios(self, ratios: np.ndarray) -> None:
+    def set_ratios(self, ratios: np.ndarray, fold_ratios: np.ndarray | None = None) -> None:
+        """``ratios`` (buckets,): for inference; ``fold_ratios`` (folds, buckets), with ``folds``:
+        for training, row k counted without fold k's reviews."""
         self.ratios.assign(np.asarray(ratios, dtype="float32").reshape(self.buckets, 1))
+        if self.folds:
+            if fold_ratios is None:
+                raise ValueError(f"a layer with {self.folds} folds needs fold_ratios too")
+            self.fold_ratios.assign(np.asarray(fold_ratios, dtype="float32").T)
 
-    def call(self, tokens):
+    def call(self, tokens, training=None):
         ids = self.ngram_ids(tokens)
         present = ops.cast(ids != _ABSENT, "float32")[:, :, None]
         ids = ops.maximum(ids, 0)
-        contribution = lookup_rows(self.ratios, ids) * lookup_rows(self.table, ids)
+        if training and self.folds:  # each review meets the ratios counted without its fold
+            fold = ops.one_hot(self.fold_of(tokens), self.folds, dtype="float32")[:, None, :]
+            ratios = ops.sum(lookup_rows(self.fold_ratios, ids) * fold, axis=2, keepdims=True)
+        else:
+            ratios = lookup_rows(self.ratios, ids)
+        contribution = ratios * lookup_rows(self.table, ids)
         count = ops.maximum(ops.sum(present, axis=1), 1.0)
         return ops.sum(contribution * present, axis=1) * self.scale / ops.sqrt(count)
 
@@ -96,28 +129,41 @@ class NaiveBayesNgrams(keras.layers.Layer):
         return (input_shape[0], 1)
 
     def get_config(self):
-        return {**super().get_config(), "buckets": self.buckets, "max_n": self.max_n, "scale": self.scale}
+        return {**super().get_config(), "buckets": self.buckets, "max_n": self.max_n, "scale": self.scale,
+                "folds": self.folds}
 
 
 def ngram_counts(layer: NaiveBayesNgrams, x: np.ndarray, y: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """``(2, buckets)``: how many negative (row 0) and positive (row 1) reviews of (x, y) hold
-    each bucket's n-grams. Counts of disjoint reviews add up."""
+    each bucket's n-grams; with ``layer.folds``, ``(folds, 2, buckets)``, fold by fold (they sum
+    to the former). Counts of disjoint reviews add up."""
     lengths, labels = np.count_nonzero(x != PAD, axis=1), np.asarray(y)
-    found: tuple[list, list] = ([], [])
+    groups = max(layer.folds, 1)
+    found: list[list] = [[] for _ in range(2 * groups)]
     # Chunks of reviews of similar length, each cut to its longest: no n-grams of padding to sort.
     for rows in length_batches(lengths.tolist(), tokens_per_batch=chunk * x.shape[1], max_batch=chunk):
-        ids = np.asarray(layer.ngram_ids(x[rows, :max(int(lengths[rows].max()), 1)]))
-        for label in (0, 1):
-            of_label = ids[labels[rows] == label]
-            found[label].append(of_label[of_label != _ABSENT])
-    return np.stack([np.bincount(np.concatenate(ids or [np.zeros(0, np.int64)]), minlength=layer.buckets)
-                     for ids in found]).astype(np.float64)
+        tokens = x[rows, :max(int(lengths[rows].max()), 1)]
+        ids = np.asarray(layer.ngram_ids(tokens))
+        group = 2 * np.asarray(layer.fold_of(tokens)) + labels[rows]  # fold k, label l: 2k + l
+        for g in range(2 * groups):
+            of_group = ids[group == g]
+            found[g].append(of_group[of_group != _ABSENT])
+    counts = np.stack([np.bincount(np.concatenate(ids or [np.zeros(0, np.int64)]), minlength=layer.buckets)
+                       for ids in found]).astype(np.float32).reshape(groups, 2, layer.buckets)
+    return counts if layer.folds else counts[0]
+
+
+def cross_fitted_ratios(counts: np.ndarray, smoothing: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """From fold-by-fold counts ``(folds, 2, buckets)``: the ratios of all reviews ``(buckets,)``
+    and, for each fold, those of the other folds' reviews ``(folds, buckets)``."""
+    total = counts.sum(axis=0)
+    return log_count_ratios(total, smoothing), np.stack([log_count_ratios(total - fold, smoothing) for fold in counts])
 
 
 def log_count_ratios(counts: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
     """The log-count ratio of every bucket: log of (p / |p|) / (q / |q|), where p and q are the
     positive and negative rows of :func:`ngram_counts`, plus ``smoothing``."""
-    smoothed = counts + smoothing
+    smoothed = counts.astype(np.float64) + smoothing
     shares = smoothed / smoothed.sum(axis=1, keepdims=True)
     return np.log(shares[1] / shares[0]).astype(np.float32)
 

@@ -72,11 +72,20 @@ def _config_json(model: keras.Model) -> str:
     return json.dumps(config, sort_keys=True)
 
 
+def _for_inference(config: dict) -> dict:
+    """The classifier's config without what serves training only: the n-gram branch's fold ratios."""
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "NaiveBayesNgrams":
+            layer["config"]["folds"] = 0
+    return config
+
+
 def _without_optimizer(model: keras.Model) -> keras.Model:
-    """A copy of ``model`` built from its config, with its weights and nothing else: a compiled
-    model would take its optimizer (twice the weights again) into the SavedModel."""
-    copy = keras.models.model_from_json(_config_json(model))
-    copy.set_weights(model.get_weights())
+    """A copy of ``model`` built from its config for inference, with its weights and nothing else:
+    a compiled model would take its optimizer (twice the weights again) into the SavedModel."""
+    copy = keras.models.model_from_json(json.dumps(_for_inference(json.loads(_config_json(model)))))
+    kept = {w.path for w in copy.weights}
+    copy.set_weights(weights_by_path(copy, {w.path: w.numpy() for w in model.weights if w.path in kept}))
     return copy
 
 

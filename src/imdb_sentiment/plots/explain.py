@@ -40,9 +40,12 @@ def _weights(model, tokens: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
 
 def _layer_before_attention(model):
-    """The word vectors the attention reads: word embeddings, plus pairs, plus positions."""
+    """The vectors the pooling reads: word embeddings, plus pairs, plus positions, through the
+    encoder blocks (then a position's vector holds its context, and its part of the logit is
+    that position's, context included)."""
     names = [layer.name for layer in model.layers]
-    return model.get_layer([n for n in ("embedding", "words_and_pairs", "positions") if n in names][-1])
+    encoders = [n for n in names if n.startswith("encoder_")]
+    return model.get_layer([n for n in ("embedding", "words_and_pairs", "positions", *encoders) if n in names][-1])
 
 
 def token_importance(weights: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from imdb_sentiment.training.distribute import check_batch_size, strategy_for, use_precision
 from imdb_sentiment.model.classifier import LENGTH_STEP, build_model, compile_model, predict_logits
-from imdb_sentiment.model.naive_bayes import log_count_ratios, ngram_counts
+from imdb_sentiment.model.naive_bayes import cross_fitted_ratios, log_count_ratios, ngram_counts
 from imdb_sentiment.params import Params
 from imdb_sentiment.features.text import PAD
 
@@ -311,7 +311,7 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
 
     With ``params.nb_ngrams`` each fresh model's Naive-Bayes ratios are counted on the reviews it
     is fitted on, with their labels, pseudo-labels included: never on the validation reviews,
-    except for the refit, which trains on them.
+    except for the refit, which trains on them; with ``params.nb_folds``, cross-fitted.
 
     With ``params.refit`` the model returned is a last one, trained the same way (same seed,
     same schedule) on the training (and pseudo-labelled) and validation reviews together for the
@@ -337,7 +337,8 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
                 layer = model.get_layer("naive_bayes")
                 new = ngram_counts(layer, x[counted:], y[counted:])
                 counts, counted = new if counts is None else counts + new, len(x)
-                layer.set_ratios(log_count_ratios(counts))
+                layer.set_ratios(*cross_fitted_ratios(counts)) if params.nb_folds else layer.set_ratios(
+                    log_count_ratios(counts))
         return model
 
     def fit_fresh_model(x, y, name, model_params=params):

@@ -32,10 +32,12 @@ def peak_bytes(params: Params) -> int:
     """The estimated peak resident memory of the train stage under ``params``."""
     steps = params.sequence_length * (2 if params.ngrams == 2 else 1)
     keys = min(params.attention_block_size or steps, steps)  # the blocked form holds one block's weights
-    attention = (ATTENTION_COPIES * 4 * params.batch_size * params.num_heads * steps * keys
-                 if params.pooling == "attention" else 0)
+    heads = params.encoder_blocks * params.encoder_heads + (params.num_heads if params.pooling == "attention" else 0)
+    attention = ATTENTION_COPIES * 4 * params.batch_size * heads * steps * keys  # each encoder block attends too
     tables = 4 * (params.nb_buckets * 2 if params.nb_ngrams else 0) + 4 * params.bigram_buckets * params.embedding_dim
-    return int(BASE + 4 * REVIEWS * steps + 3 * tables + attention)  # a table, its two Adam moments
+    # the fold ratios, and the fold-by-fold counts (two classes each) they are made from
+    folds = 4 * params.nb_buckets * 3 * params.nb_folds if params.nb_ngrams else 0
+    return int(BASE + 4 * REVIEWS * steps + 3 * tables + folds + attention)  # a table, its two Adam moments
 
 
 def available_bytes() -> int | None:
