@@ -105,7 +105,7 @@ def test_plots_draws_each_word_s_part_of_the_logit_and_attention_only_where_ther
     {"num_heads": 2, "position_embedding": "learned"},
     {"num_heads": 1, "nb_ngrams": 0},
     {"pooling": "average"},
-    {"encoder_blocks": 2, "encoder_heads": 2, "position_embedding": "learned"},
+    {"num_heads": 2, "encoder_blocks": 2, "encoder_heads": 2, "position_embedding": "learned"},
 ], ids=["two heads, positions, n-grams", "attention alone", "average", "encoder blocks"])
 def test_the_words_contributions_add_up_to_the_logit(overrides):
     """The classifier is linear after its pooling: the split over the words is exact."""

@@ -140,7 +140,7 @@ def test_cross_fitted_training_ratios_are_counted_without_the_review_s_fold():
     folded, plain = layer(max_n=2, buckets=128, folds=3), layer(max_n=2, buckets=128)
     folds = np.asarray(folded.fold_of(x))
     assert set(folds) == {0, 1, 2}
-    np.testing.assert_array_equal(np.asarray(folded.fold_of(x[:, :9])), folds[:])  # trailing padding: same fold
+    np.testing.assert_array_equal(np.asarray(folded.fold_of(x[::3, :7])), folds[::3])  # padding cut off: same fold
     counts = ngram_counts(folded, x, y)
     assert counts.shape == (3, 2, 128)
     ratios, fold_ratios = cross_fitted_ratios(counts)

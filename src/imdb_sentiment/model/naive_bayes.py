@@ -169,5 +169,6 @@ def log_count_ratios(counts: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
 
 
 def naive_bayes_ratios(layer: NaiveBayesNgrams, x: np.ndarray, y: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
-    """The log-count ratios of the reviews (x, y), for ``layer``'s buckets."""
-    return log_count_ratios(ngram_counts(layer, x, y), smoothing)
+    """The log-count ratios of the reviews (x, y), for ``layer``'s buckets (all folds together)."""
+    counts = ngram_counts(layer, x, y)
+    return log_count_ratios(counts.sum(axis=0) if layer.folds else counts, smoothing)
