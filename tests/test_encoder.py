@@ -1,6 +1,6 @@
 """The encoder blocks: each position's vector then depends on its context and, with positions,
-on word order; padding still changes nothing; the classifier saves and loads with them; the
-memory check counts their attention."""
+on word order; padding still changes nothing; the memory check counts their attention. (Saving
+and loading them: tests/test_model.py.)"""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from test_model import VOCAB, _finish, _padded, _python, make_params  # noqa: E402
+from test_model import VOCAB, _padded, make_params  # noqa: E402
 from imdb_sentiment.errors import PipelineError  # noqa: E402
 from imdb_sentiment.model.attention import CustomMultiheadAttention  # noqa: E402
 from imdb_sentiment.model.classifier import build_model  # noqa: E402
 from imdb_sentiment.model.encoder import EncoderBlock  # noqa: E402
-from imdb_sentiment.model.saving import save_model  # noqa: E402
 from imdb_sentiment.training.memory import peak_bytes  # noqa: E402
 
 
@@ -70,20 +69,6 @@ def test_with_encoder_blocks_and_positions_word_order_matters_and_padding_does_n
     reordered = review[:, ::-1]
     assert abs(float(np.asarray(model(review))[0, 0]) - float(np.asarray(model(reordered))[0, 0])) > 1e-5
     np.testing.assert_allclose(np.asarray(model(_padded([review[0]], 40))), np.asarray(model(review)), atol=1e-5)
-
-
-def test_a_classifier_with_encoder_blocks_saves_and_loads_in_a_fresh_process(tmp_path):
-    keras.utils.set_random_seed(5)
-    model = build_model(make_params(encoder_blocks=1, encoder_heads=2, position_embedding="sinusoidal"), VOCAB)
-    x = _padded([np.arange(3, 20), np.arange(5, 9)], 40)
-    np.save(tmp_path / "x.npy", x)
-    save_model(model, ["", "[UNK]"] + [f"w{i}" for i in range(VOCAB - 2)], 40, 1, tmp_path / "model")
-    _finish(_python("""
-        import numpy as np
-        from imdb_sentiment.model.saving import load_classifier
-        np.save("out.npy", load_classifier("model").predict(np.load("x.npy"), verbose=0))
-    """, cwd=tmp_path))
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(x, verbose=0), atol=1e-6)
 
 
 def test_encoder_heads_must_divide_the_token_vectors_width():

@@ -286,15 +286,16 @@ def test_sinusoidal_positions_are_the_transformer_formula():
     assert np.count_nonzero(table[0, 1::2] - 1.0) == 0
 
 
-def test_models_with_bigrams_and_position_embeddings_save_and_load_in_a_fresh_process(tmp_path):
-    kinds = ["learned", "sinusoidal"]
+def test_models_with_bigrams_position_embeddings_and_encoder_blocks_save_and_load_in_a_fresh_process(tmp_path):
+    kinds = {"learned": {}, "sinusoidal": {"encoder_blocks": 1, "encoder_heads": 2}}
     x = _padded(_reviews(), 40)
     np.save(tmp_path / "x.npy", x)
     models = {}
-    for kind in kinds:
+    for kind, more in kinds.items():
         keras.utils.set_random_seed(4)
-        models[kind] = build_model(make_params(position_embedding=kind, bigram_buckets=300), VOCAB)
+        models[kind] = build_model(make_params(position_embedding=kind, bigram_buckets=300, **more), VOCAB)
         save_model(models[kind], ["", "[UNK]"] + [f"w{i}" for i in range(VOCAB - 2)], 40, 1, tmp_path / kind)
+    assert "encoder_1" in [layer.name for layer in models["sinusoidal"].layers]
     _finish(_python("""
         import numpy as np
         from imdb_sentiment.model.saving import load_classifier
