@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
     parser.add_argument("model", type=Path, help="folder for the model (SavedModel and classifier.json)")
     parser.add_argument("live", type=Path, help="folder for dvclive's metrics.json and per-epoch plots")
+    parser.add_argument("--pretrained", type=Path, help="folder written by the pretrain stage: each model "
+                                                        "starts from its weights, if it holds any")
     parser.add_argument("run", type=Path, help="JSON file for the epochs run and kept, the reviews trained on, "
                                                "and the Python and package versions used")
     args = parser.parse_args()
@@ -52,7 +54,7 @@ def main() -> None:
         live = open_live(args.live)
     try:
         model, history, kept, trained_on = train(params, x_train, y_train, x_val, y_val, len(vocabulary),
-                                                 strategy, x_unlabeled, live, stopwatch)
+                                                 strategy, x_unlabeled, live, stopwatch, args.pretrained)
         seconds = time.perf_counter() - start
         with stopwatch.phase("save"):
             save_model(model, vocabulary, params.sequence_length, params.ngrams, args.model)

@@ -60,6 +60,10 @@ class Params:
     encoder_heads: int
     ff_dim: int
     encoder_dropout: float
+    pretrain_epochs: int
+    pretrain_mask_rate: float
+    pretrain_vocabulary: int
+    pretrain_learning_rate: float
     pooling: str
     embed_dim: int
     num_heads: int
@@ -175,6 +179,10 @@ def parse_params(raw: Any) -> Params:
         encoder_heads=_int(raw, "encoder_heads"),
         ff_dim=_int(raw, "ff_dim"),
         encoder_dropout=_float(raw, "encoder_dropout", 0.0, 1.0, low_open=False, high_open=True),
+        pretrain_epochs=_int(raw, "pretrain_epochs", minimum=0),
+        pretrain_mask_rate=_float(raw, "pretrain_mask_rate", 0.0, 1.0, low_open=True, high_open=True),
+        pretrain_vocabulary=_int(raw, "pretrain_vocabulary", minimum=3),
+        pretrain_learning_rate=_float(raw, "pretrain_learning_rate", 0.0, 1.0, low_open=True, high_open=False),
         pooling=_choice(raw, "pooling", POOLINGS),
         embed_dim=_int(raw, "embed_dim"),
         num_heads=_int(raw, "num_heads"),
@@ -198,6 +206,12 @@ def parse_params(raw: Any) -> Params:
         split_by=_choice(raw, "split_by", SPLITS_BY),
         seed=_int(raw, "seed", minimum=0),
     )
+    if params.pretrain_epochs and not params.encoder_blocks:
+        raise _fail("pretrain_epochs", f"must be 0 with encoder_blocks 0 (pretraining trains the encoder "
+                                       f"blocks and the embeddings under them), got {params.pretrain_epochs}")
+    if params.pretrain_epochs and not params.use_mask:
+        raise _fail("pretrain_epochs", f"must be 0 with use_mask false (pretraining hides real words only), "
+                                       f"got {params.pretrain_epochs}")
     if params.nb_folds == 1:
         raise _fail("nb_folds", "must be 0 (the same ratios in training) or at least 2 (cross-fitted), got 1")
     if params.ngrams > MAX_NGRAMS:

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from imdb_sentiment.training.distribute import check_batch_size, strategy_for, use_precision
+from imdb_sentiment.model.body import load_body_weights
 from imdb_sentiment.model.classifier import LENGTH_STEP, build_model, compile_model, predict_logits
 from imdb_sentiment.model.naive_bayes import cross_fitted_ratios, log_count_ratios, ngram_counts
 from imdb_sentiment.params import Params
@@ -297,11 +298,13 @@ def pseudo_labels(model, x_unlabeled: np.ndarray, confidence: float) -> tuple[np
 
 def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
           strategy: tf.distribute.Strategy | None = None, x_unlabeled: np.ndarray | None = None, live=None,
-          stopwatch: Stopwatch | None = None):
+          stopwatch: Stopwatch | None = None, pretrained=None):
     """Build, compile and fit the classifier; return it, its per-epoch history rows, the epoch
     whose weights it kept and the number of reviews it trained on. ``strategy``: made from
     ``params.distribute`` if not given; ``live``: a dvclive ``Live`` that gets every fit's epochs
-    (``supervised``, ``self_trained``, ``refit``); ``stopwatch``: gets each phase's seconds.
+    (``supervised``, ``self_trained``, ``refit``); ``stopwatch``: gets each phase's seconds;
+    ``pretrained``: the pretrain stage's folder, whose body weights (if it holds any) every fresh
+    model starts from (:mod:`imdb_sentiment.model.body`).
 
     With ``params.pseudo_label_confidence`` (self-training) and unlabeled reviews, that first
     model is a teacher, pooled as ``params.teacher_pooling`` says: the unlabeled reviews it is
@@ -332,6 +335,8 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
         nonlocal counts, counted
         with stopwatch.phase("build"):
             model = compiled_model(model_params, vocabulary_size, strategy, x)
+            if pretrained is not None:
+                load_body_weights(model, pretrained)
         if params.nb_ngrams:
             with stopwatch.phase("count n-grams"):
                 layer = model.get_layer("naive_bayes")

@@ -1,0 +1,95 @@
+"""Self-supervised pretraining of the classifier's body on the reviews themselves: masked words.
+
+The body is what comes before the pooling: the word embedding, the position embedding and the
+encoder blocks (:func:`imdb_sentiment.model.classifier.build_model`, ``encoder_blocks`` > 0). Here
+it learns to fill in hidden words (BERT's masked-word objective, Devlin et al. 2019) on the
+training and unlabeled reviews, never the validation or test ones; the train stage then starts
+its classifiers from these weights instead of random ones (self-pretraining on the task's own
+text, Krishna et al. 2023; "Never Train from Scratch", Amos et al. 2024).
+
+Kept cheap for two cores:
+
+- a share ``pretrain_mask_rate`` of each review's real tokens is replaced by the out-of-vocabulary
+  id (no extra mask token, so the vocabulary and the embedding stay the classifier's);
+- the output layer predicts only the ``pretrain_vocabulary`` most frequent words (the vocabulary
+  is sorted by frequency): a masked rarer word is not a target;
+- the masks are drawn once per review and epoch from ``seed``, so a run is reproducible.
+
+The weights are saved by their Keras path (:mod:`imdb_sentiment.model.body`), which a classifier
+built from the same params has too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from imdb_sentiment.features.text import OOV, PAD
+from imdb_sentiment.model.body import is_body_layer
+from imdb_sentiment.model.classifier import build_model
+from imdb_sentiment.params import Params
+from imdb_sentiment.training.fit import EpochLog, batches, set_seed, steps_per_epoch, _LogEpochs
+
+BATCH = 128  # reviews a step; not batch_size, so that a sweep of the classifier's batch does not re-run this
+
+
+def body_model(params: Params, vocabulary_size: int) -> keras.Model:
+    """Token ids -> the vectors the classifier's pooling reads, (batch, steps, embedding_dim),
+    with the classifier's layer names."""
+    classifier = build_model(params, vocabulary_size)
+    last = [layer for layer in classifier.layers if is_body_layer(layer.name)][-1]
+    return keras.Model(classifier.input, last.output, name="body")
+
+
+def masked_word_model(params: Params, vocabulary_size: int) -> keras.Model:
+    """The body and a softmax over the ``pretrain_vocabulary`` most frequent words at each position."""
+    body = body_model(params, vocabulary_size)
+    logits = keras.layers.Dense(min(params.pretrain_vocabulary, vocabulary_size), name="word_logits")(body.output)
+    return keras.Model(body.input, logits, name="masked_words")
+
+
+def mask_tokens(tokens: tf.Tensor, seed: tf.Tensor, rate: float, outputs: int):
+    """(masked tokens, targets, weights) for a batch of token ids: a share ``rate`` of the real
+    tokens (stateless draw from ``seed``) replaced by OOV; the target is the hidden word where it
+    is among the ``outputs`` most frequent (weight 1), nothing elsewhere (weight 0)."""
+    draw = tf.random.stateless_uniform(tf.shape(tokens), seed=seed)
+    hidden = (draw < rate) & (tokens != PAD)
+    masked = tf.where(hidden, tf.cast(OOV, tokens.dtype), tokens)
+    counted = hidden & (tokens < outputs) & (tokens != OOV)
+    targets = tf.where(counted, tokens, tf.zeros_like(tokens))
+    return masked, targets, tf.cast(counted, tf.float32)
+
+
+def masked_batches(x: np.ndarray, params: Params) -> tf.data.Dataset:
+    """Trimmed, shuffled batches of ``x`` with their masks, fresh each epoch, all from ``params.seed``."""
+    data = batches(x, np.zeros(len(x), np.int8), BATCH, seed=params.seed, trim=True)
+    outputs = params.pretrain_vocabulary
+    rate = params.pretrain_mask_rate
+
+    def with_masks(step, batch):
+        tokens, _ = batch
+        return mask_tokens(tokens, tf.stack([tf.cast(params.seed, tf.int64), step]), rate, outputs)
+
+    return data.enumerate().map(with_masks).prefetch(tf.data.AUTOTUNE)
+
+
+def pretrain(params: Params, x: np.ndarray, vocabulary_size: int, live=None) -> tuple[keras.Model, list[dict]]:
+    """Fit the masked-word model on ``x`` for ``params.pretrain_epochs``; return it and a row an
+    epoch (loss, accuracy on the hidden words)."""
+    set_seed(params.seed)
+    model = masked_word_model(params, vocabulary_size)
+    steps = params.pretrain_epochs * steps_per_epoch(x, BATCH, trim=True)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(params.pretrain_learning_rate, steps),
+                                         weight_decay=0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    history = model.fit(masked_batches(x, params), epochs=params.pretrain_epochs, verbose=2, shuffle=False,
+                        callbacks=[_LogEpochs(EpochLog(live, "pretrain"))])
+    rows = [{"epoch": i + 1, "loss": float(history.history["loss"][i]),
+             "accuracy": float(history.history["accuracy"][i])} for i in range(params.pretrain_epochs)]
+    return model, rows

@@ -1,0 +1,100 @@
+"""The pretrain stage: which words it hides and asks for, that it learns to fill them in, that
+the train stage starts from its weights, and that it is off (and cheap) by default."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import yaml  # noqa: E402
+
+from test_model import PROJECT, VOCAB, make_params  # noqa: E402
+from imdb_sentiment.errors import PipelineError  # noqa: E402
+from imdb_sentiment.features.text import OOV, PAD  # noqa: E402
+from imdb_sentiment.model.body import load_body_weights, save_body_weights  # noqa: E402
+from imdb_sentiment.model.classifier import build_model  # noqa: E402
+from imdb_sentiment.training.fit import train  # noqa: E402
+from imdb_sentiment.training.pretrain import mask_tokens, pretrain  # noqa: E402
+
+BODY = {"encoder_blocks": 1, "encoder_heads": 2, "position_embedding": "learned", "nb_ngrams": 0}
+
+
+def test_masking_hides_real_words_only_and_asks_only_for_frequent_ones():
+    tokens = tf.constant(np.tile(np.r_[np.arange(2, 32), np.zeros(10, int)], (200, 1)), tf.int32)
+    masked, targets, weights = (np.asarray(t) for t in mask_tokens(tokens, tf.constant([1, 2], tf.int64), 0.3, 20))
+    hidden = masked != np.asarray(tokens)
+    assert (masked[hidden] == OOV).all() and not hidden[np.asarray(tokens) == PAD].any()
+    assert 0.25 < hidden[:, :30].mean() < 0.35
+    asked = weights > 0
+    np.testing.assert_array_equal(asked, hidden & (np.asarray(tokens) < 20))
+    np.testing.assert_array_equal(targets[asked], np.asarray(tokens)[asked])
+    again = np.asarray(mask_tokens(tokens, tf.constant([1, 2], tf.int64), 0.3, 20)[0])
+    np.testing.assert_array_equal(again, masked)  # the same seed, the same masks
+
+
+def test_pretraining_learns_to_fill_in_a_word_its_neighbour_gives_away():
+    """Every second word is the previous one's twin (id + 1): predictable from context only."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((512, 24), np.int32)
+    x[:, 0::2] = rng.integers(1, 20, size=(512, 12)) * 2
+    x[:, 1::2] = x[:, 0::2] + 1
+    params = make_params(**BODY, sequence_length=24, pretrain_epochs=3, pretrain_vocabulary=VOCAB,
+                         pretrain_learning_rate=0.01, encoder_dropout=0.0)
+    _, rows = pretrain(params, x, VOCAB)
+    assert rows[-1]["accuracy"] > 0.3  # far above the 1 in 40 of a guess
+    assert rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_the_classifier_starts_from_the_pretrained_body_and_a_mismatch_is_refused(tmp_path):
+    params = make_params(**BODY)
+    donor = build_model(params, VOCAB)
+    save_body_weights(donor, tmp_path / "pretrained", {"epochs": 1})
+    x = np.random.default_rng(1).integers(2, VOCAB, size=(48, 12)).astype(np.int32)
+    y = np.random.default_rng(2).integers(0, 2, size=48)
+    fresh = build_model(params, VOCAB)
+    assert load_body_weights(fresh, tmp_path / "pretrained") == len(donor.get_layer("embedding").weights) + len(
+        donor.get_layer("positions").weights) + len(donor.get_layer("encoder_1").weights)
+    np.testing.assert_array_equal(fresh.get_layer("embedding").get_weights()[0],
+                                  donor.get_layer("embedding").get_weights()[0])
+    calls = []
+    import imdb_sentiment.training.fit as fit_module
+    real = fit_module.load_body_weights
+    fit_module.load_body_weights = lambda model, folder: calls.append(folder) or real(model, folder)
+    try:
+        train(make_params(**BODY, pseudo_label_confidence=0.0, sequence_length=12), x[:36], y[:36], x[36:], y[36:],
+              VOCAB, pretrained=tmp_path / "pretrained")
+    finally:
+        fit_module.load_body_weights = real
+    assert calls == [tmp_path / "pretrained"]
+    wider = build_model(make_params(**{**BODY, "encoder_blocks": 2}), VOCAB)
+    with pytest.raises(PipelineError, match="does not match the classifier's body.*dvc repro pretrain"):
+        load_body_weights(wider, tmp_path / "pretrained")
+    assert load_body_weights(fresh, tmp_path / "nothing") == 0
+
+
+def test_pretraining_needs_encoder_blocks_and_the_mask():
+    with pytest.raises(PipelineError, match="pretrain_epochs must be 0 with encoder_blocks 0"):
+        make_params(pretrain_epochs=1, encoder_blocks=0)
+    with pytest.raises(PipelineError, match="pretrain_epochs must be 0 with use_mask false"):
+        make_params(pretrain_epochs=1, encoder_blocks=1, encoder_heads=2, use_mask=False)
+
+
+def test_the_stage_is_off_by_default_writes_no_weights_and_imports_no_tensorflow(tmp_path):
+    from conftest import committed_params_text
+
+    (tmp_path / "params.yaml").write_text(committed_params_text())
+    code = ("import runpy, sys; sys.argv = ['pretrain.py', 'vectorized', 'pretrained', 'pretrain.json']; "
+            f"runpy.run_path({str(PROJECT / 'stages' / 'pretrain.py')!r}, run_name='__main__'); "
+            "assert 'tensorflow' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "pretrain: off (pretrain_epochs 0)"
+    assert sorted(p.name for p in (tmp_path / "pretrained").iterdir()) == ["pretraining.json"]
+    assert json.loads((tmp_path / "pretrain.json").read_text()) == {"epochs": 0}
