@@ -21,7 +21,7 @@ from imdb_sentiment.features.vectorized import load_split
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("validate", "download", "extract", "vectorize", "train", "evaluate", "plots")
+STAGES = ("validate", "download", "extract", "vectorize", "pretrain", "train", "evaluate", "plots")
 
 
 def ran(output: str) -> set[str]:
@@ -173,7 +173,7 @@ def changed_stages(repo) -> set[str]:
     ("src/imdb_sentiment/plots/figures.py", {"plots"}),  # a restyled figure: not a retrained model
     ("src/imdb_sentiment/predict.py", set()),  # served, never used by a stage
     ("src/imdb_sentiment/evaluation/metrics.py", {"evaluate"}),
-    ("src/imdb_sentiment/model/attention.py", {"train", "evaluate", "plots"}),
+    ("src/imdb_sentiment/model/attention.py", {"pretrain", "train", "evaluate", "plots"}),
 ])
 def test_a_code_change_reruns_only_the_stages_that_import_it(repo, module, stages):
     path = repo / module

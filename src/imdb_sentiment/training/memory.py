@@ -40,6 +40,23 @@ def peak_bytes(params: Params) -> int:
     return int(BASE + 4 * REVIEWS * steps + 3 * tables + folds + attention)  # a table, its two Adam moments
 
 
+PRETRAIN_COPIES = 4  # (batch, steps, pretrain_vocabulary) float32 tensors: logits, softmax, their gradients
+PRETRAIN_BATCH = 128  # reviews a pretraining step; not batch_size, so that a sweep of the classifier's does not re-run it
+
+
+def pretrain_peak_bytes(params: Params) -> int:
+    """The estimated peak resident memory of the pretrain stage (0 when it is off); it errs high:
+    7.7 GiB for one encoder block of two heads at 800 tokens and a 2,000-word output, whose
+    measured peak is 5.3 GiB (docs/experiments.md)."""
+    if not params.pretrain_epochs:
+        return 0
+    steps = params.sequence_length * (2 if params.ngrams == 2 else 1)
+    keys = min(params.attention_block_size or steps, steps)
+    attention = ATTENTION_COPIES * 4 * PRETRAIN_BATCH * params.encoder_blocks * params.encoder_heads * steps * keys
+    logits = PRETRAIN_COPIES * 4 * PRETRAIN_BATCH * steps * params.pretrain_vocabulary
+    return int(BASE + 4 * REVIEWS * steps + attention + logits)
+
+
 def available_bytes() -> int | None:
     """Memory a new process can use without swapping: MemAvailable, or less where a cgroup
     limit leaves less; None where neither can be read."""
@@ -63,8 +80,16 @@ def check_memory(params: Params, available: int | None = None) -> None:
     """Fail with one line naming the params to change when the estimate exceeds ``available``
     (default: :func:`available_bytes`; unknown: no check)."""
     available = available_bytes() if available is None else available
+    if available is None:
+        return
+    pretraining = pretrain_peak_bytes(params)
+    if pretraining > available:
+        raise PipelineError(
+            f"params.yaml: the pretrain stage would need about {pretraining / GIB:.1f} GiB at its peak and "
+            f"{available / GIB:.1f} GiB is available: lower pretrain_vocabulary ({params.pretrain_vocabulary}) "
+            f"or sequence_length ({params.sequence_length}), or set attention_block_size")
     needed = peak_bytes(params)
-    if available is None or needed <= available:
+    if needed <= available:
         return
     raise PipelineError(
         f"params.yaml: the train stage would need about {needed / GIB:.1f} GiB at its peak and "

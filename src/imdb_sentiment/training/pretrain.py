@@ -26,14 +26,15 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from imdb_sentiment.features.text import OOV, PAD
 from imdb_sentiment.model.body import is_body_layer
 from imdb_sentiment.model.classifier import build_model
 from imdb_sentiment.params import Params
 from imdb_sentiment.training.fit import EpochLog, batches, set_seed, steps_per_epoch, _LogEpochs
+from imdb_sentiment.training.memory import PRETRAIN_BATCH as BATCH
 
-BATCH = 128  # reviews a step; not batch_size, so that a sweep of the classifier's batch does not re-run this
 
 
 def body_model(params: Params, vocabulary_size: int) -> keras.Model:
@@ -76,12 +77,30 @@ def masked_batches(x: np.ndarray, params: Params) -> tf.data.Dataset:
     return data.enumerate().map(with_masks).prefetch(tf.data.AUTOTUNE)
 
 
+class _Progress(keras.callbacks.Callback):
+    """A bar of the steps of each epoch on a terminal's stderr (none in a log): an epoch takes minutes."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps, self.bar = steps, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bar = tqdm(total=self.steps, desc=f"pretrain epoch {epoch + 1}", unit="step", disable=None, leave=False)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()
+
+
 def pretrain(params: Params, x: np.ndarray, vocabulary_size: int, live=None) -> tuple[keras.Model, list[dict]]:
     """Fit the masked-word model on ``x`` for ``params.pretrain_epochs``; return it and a row an
     epoch (loss, accuracy on the hidden words)."""
     set_seed(params.seed)
     model = masked_word_model(params, vocabulary_size)
-    steps = params.pretrain_epochs * steps_per_epoch(x, BATCH, trim=True)
+    steps_each = steps_per_epoch(x, BATCH, trim=True)
+    steps = params.pretrain_epochs * steps_each
     model.compile(
         optimizer=keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(params.pretrain_learning_rate, steps),
                                          weight_decay=0.01),
@@ -89,7 +108,7 @@ def pretrain(params: Params, x: np.ndarray, vocabulary_size: int, live=None) -> 
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     history = model.fit(masked_batches(x, params), epochs=params.pretrain_epochs, verbose=2, shuffle=False,
-                        callbacks=[_LogEpochs(EpochLog(live, "pretrain"))])
+                        callbacks=[_LogEpochs(EpochLog(live, "pretrain")), _Progress(steps_each)])
     rows = [{"epoch": i + 1, "loss": float(history.history["loss"][i]),
              "accuracy": float(history.history["accuracy"][i])} for i in range(params.pretrain_epochs)]
     return model, rows
