@@ -30,5 +30,8 @@ def test_tensorflow_s_start_up_lines_are_dropped_and_the_rest_kept(level):
 
 
 def test_log_level_0_keeps_them():
+    """TensorFlow's informational start-up lines differ by CPU (oneDNN's where it is on, the CPU
+    feature guard's elsewhere); the absl line comes on every machine."""
     _, stderr = stderr_of("0")
-    assert all(line in stderr for line in START_UP), stderr
+    assert START_UP[0] in stderr, stderr
+    assert any(line in stderr for line in (START_UP[1], "cpu_feature_guard")), stderr
