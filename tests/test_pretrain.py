@@ -42,9 +42,9 @@ def test_masking_hides_real_words_only_and_asks_only_for_frequent_ones():
 def test_pretraining_learns_to_fill_in_a_word_the_rest_of_the_review_gives_away():
     """Each review repeats one word: a hidden word is told by the others only, through the encoder's attention."""
     rng = np.random.default_rng(0)
-    x = np.repeat(rng.integers(2, 42, size=(384, 1)), 16, axis=1).astype(np.int32)
+    x = np.repeat(rng.integers(2, 42, size=(256, 1)), 16, axis=1).astype(np.int32)
     x[::2, 12:] = PAD
-    params = make_params(**BODY, sequence_length=16, pretrain_epochs=6, pretrain_vocabulary=VOCAB,
+    params = make_params(**BODY, sequence_length=16, pretrain_epochs=8, pretrain_vocabulary=VOCAB,
                          pretrain_learning_rate=0.03, encoder_dropout=0.0)
     _, rows = pretrain(params, x, VOCAB)
     assert rows[-1]["accuracy"] > 0.5  # a guess: 1 in 40
