@@ -168,6 +168,14 @@ def log_count_ratios(counts: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
     return np.log(shares[1] / shares[0]).astype(np.float32)
 
 
+def set_counted_ratios(layer: NaiveBayesNgrams, counts: np.ndarray, smoothing: float = 1.0) -> None:
+    """Give ``layer`` the ratios of :func:`ngram_counts`' ``counts``: cross-fitted where it has folds."""
+    if layer.folds:
+        layer.set_ratios(*cross_fitted_ratios(counts, smoothing))
+    else:
+        layer.set_ratios(log_count_ratios(counts, smoothing))
+
+
 def naive_bayes_ratios(layer: NaiveBayesNgrams, x: np.ndarray, y: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
     """The log-count ratios of the reviews (x, y), for ``layer``'s buckets (all folds together)."""
     counts = ngram_counts(layer, x, y)

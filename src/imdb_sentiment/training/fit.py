@@ -15,7 +15,7 @@ import tensorflow as tf
 from imdb_sentiment.training.distribute import check_batch_size, strategy_for, use_precision
 from imdb_sentiment.model.body import load_body_weights
 from imdb_sentiment.model.classifier import LENGTH_STEP, build_model, compile_model, predict_logits
-from imdb_sentiment.model.naive_bayes import cross_fitted_ratios, log_count_ratios, ngram_counts
+from imdb_sentiment.model.naive_bayes import ngram_counts, set_counted_ratios
 from imdb_sentiment.params import Params
 from imdb_sentiment.features.text import PAD
 
@@ -342,8 +342,7 @@ def train(params: Params, x_train, y_train, x_val, y_val, vocabulary_size: int,
                 layer = model.get_layer("naive_bayes")
                 new = ngram_counts(layer, x[counted:], y[counted:])
                 counts, counted = new if counts is None else counts + new, len(x)
-                layer.set_ratios(*cross_fitted_ratios(counts)) if params.nb_folds else layer.set_ratios(
-                    log_count_ratios(counts))
+                set_counted_ratios(layer, counts)
         return model
 
     def fit_fresh_model(x, y, name, model_params=params):

@@ -28,12 +28,24 @@ _CGROUP_LIMIT = Path("/sys/fs/cgroup/memory.max")  # cgroup v2: a container's li
 _CGROUP_USED = Path("/sys/fs/cgroup/memory.current")
 
 
+def _steps(params: Params) -> int:
+    """Tokens of the longest review."""
+    return params.sequence_length * (2 if params.ngrams == 2 else 1)
+
+
+def _attention_bytes(params: Params, batch: int, heads: int) -> float:
+    """The (batch, heads, steps, keys) weights alive at a step's peak; the blocked form holds one
+    block's keys."""
+    steps = _steps(params)
+    keys = min(params.attention_block_size or steps, steps)
+    return ATTENTION_COPIES * 4 * batch * heads * steps * keys
+
+
 def peak_bytes(params: Params) -> int:
     """The estimated peak resident memory of the train stage under ``params``."""
-    steps = params.sequence_length * (2 if params.ngrams == 2 else 1)
-    keys = min(params.attention_block_size or steps, steps)  # the blocked form holds one block's weights
+    steps = _steps(params)
     heads = params.encoder_blocks * params.encoder_heads + (params.num_heads if params.pooling == "attention" else 0)
-    attention = ATTENTION_COPIES * 4 * params.batch_size * heads * steps * keys  # each encoder block attends too
+    attention = _attention_bytes(params, params.batch_size, heads)  # each encoder block attends too
     tables = 4 * (params.nb_buckets * 2 if params.nb_ngrams else 0) + 4 * params.bigram_buckets * params.embedding_dim
     # the fold ratios, and the fold-by-fold counts (two classes each) they are made from
     folds = 4 * params.nb_buckets * 3 * params.nb_folds if params.nb_ngrams else 0
@@ -50,9 +62,8 @@ def pretrain_peak_bytes(params: Params) -> int:
     measured peak is 5.3 GiB (docs/experiments.md)."""
     if not params.pretrain_epochs:
         return 0
-    steps = params.sequence_length * (2 if params.ngrams == 2 else 1)
-    keys = min(params.attention_block_size or steps, steps)
-    attention = ATTENTION_COPIES * 4 * PRETRAIN_BATCH * params.encoder_blocks * params.encoder_heads * steps * keys
+    steps = _steps(params)
+    attention = _attention_bytes(params, PRETRAIN_BATCH, params.encoder_blocks * params.encoder_heads)
     logits = PRETRAIN_COPIES * 4 * PRETRAIN_BATCH * steps * params.pretrain_vocabulary
     return int(BASE + 4 * REVIEWS * steps + attention + logits)
 

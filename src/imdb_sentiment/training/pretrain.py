@@ -13,15 +13,14 @@ Kept cheap for two cores:
   id (no extra mask token, so the vocabulary and the embedding stay the classifier's);
 - the output layer predicts only the ``pretrain_vocabulary`` most frequent words (the vocabulary
   is sorted by frequency): a masked rarer word is not a target;
-- the masks are drawn once per review and epoch from ``seed``, so a run is reproducible.
+- each batch's masks are drawn from ``seed`` and the batch's step within its epoch (the reviews
+  are reshuffled every epoch, so a review meets other masks), and a run is reproducible.
 
 The weights are saved by their Keras path (:mod:`imdb_sentiment.model.body`), which a classifier
 built from the same params has too.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -32,9 +31,8 @@ from imdb_sentiment.features.text import OOV, PAD
 from imdb_sentiment.model.body import is_body_layer
 from imdb_sentiment.model.classifier import build_model
 from imdb_sentiment.params import Params
-from imdb_sentiment.training.fit import EpochLog, batches, set_seed, steps_per_epoch, _LogEpochs
+from imdb_sentiment.training.fit import batches, set_seed, steps_per_epoch
 from imdb_sentiment.training.memory import PRETRAIN_BATCH as BATCH
-
 
 
 def body_model(params: Params, vocabulary_size: int) -> keras.Model:
@@ -65,7 +63,7 @@ def mask_tokens(tokens: tf.Tensor, seed: tf.Tensor, rate: float, outputs: int):
 
 
 def masked_batches(x: np.ndarray, params: Params) -> tf.data.Dataset:
-    """Trimmed, shuffled batches of ``x`` with their masks, fresh each epoch, all from ``params.seed``."""
+    """Trimmed batches of ``x``, reshuffled each epoch, with masks drawn from ``params.seed`` and the step."""
     data = batches(x, np.zeros(len(x), np.int8), BATCH, seed=params.seed, trim=True)
     outputs = params.pretrain_vocabulary
     rate = params.pretrain_mask_rate
@@ -94,7 +92,7 @@ class _Progress(keras.callbacks.Callback):
         self.bar.close()
 
 
-def pretrain(params: Params, x: np.ndarray, vocabulary_size: int, live=None) -> tuple[keras.Model, list[dict]]:
+def pretrain(params: Params, x: np.ndarray, vocabulary_size: int) -> tuple[keras.Model, list[dict]]:
     """Fit the masked-word model on ``x`` for ``params.pretrain_epochs``; return it and a row an
     epoch (loss, accuracy on the hidden words)."""
     set_seed(params.seed)
@@ -108,7 +106,7 @@ def pretrain(params: Params, x: np.ndarray, vocabulary_size: int, live=None) -> 
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     history = model.fit(masked_batches(x, params), epochs=params.pretrain_epochs, verbose=2, shuffle=False,
-                        callbacks=[_LogEpochs(EpochLog(live, "pretrain")), _Progress(steps_each)])
+                        callbacks=[_Progress(steps_each)])
     rows = [{"epoch": i + 1, "loss": float(history.history["loss"][i]),
              "accuracy": float(history.history["accuracy"][i])} for i in range(params.pretrain_epochs)]
     return model, rows
