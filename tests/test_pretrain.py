@@ -21,7 +21,7 @@ from imdb_sentiment.features.text import OOV, PAD  # noqa: E402
 from imdb_sentiment.model.body import load_body_weights, save_body_weights  # noqa: E402
 from imdb_sentiment.model.classifier import build_model  # noqa: E402
 from imdb_sentiment.training.fit import train  # noqa: E402
-from imdb_sentiment.training.pretrain import mask_tokens, pretrain  # noqa: E402
+from imdb_sentiment.training.pretrain import HiddenPositions, mask_tokens, masked_batches, pretrain  # noqa: E402
 
 BODY = {"encoder_blocks": 1, "encoder_heads": 2, "position_embedding": "learned", "nb_ngrams": 0}
 
@@ -37,6 +37,23 @@ def test_masking_hides_real_words_only_and_asks_only_for_frequent_ones():
     np.testing.assert_array_equal(targets[asked], np.asarray(tokens)[asked])
     again = np.asarray(mask_tokens(tokens, tf.constant([1, 2], tf.int64), 0.3, 20)[0])
     np.testing.assert_array_equal(again, masked)  # the same seed, the same masks
+
+
+def test_the_output_layer_reads_the_asked_positions_in_the_order_of_their_targets():
+    """Each review repeats one word, so the words its asked positions want are the words it still shows."""
+    x = np.repeat(np.random.default_rng(3).integers(2, 20, size=(40, 1)), 16, axis=1).astype(np.int32)
+    x[::3, 10:] = PAD
+    params = make_params(**BODY, sequence_length=16, pretrain_epochs=1, pretrain_vocabulary=20, pretrain_mask_rate=0.3)
+    (masked, asked), targets = (np.asarray(t) if not isinstance(t, tuple) else tuple(map(np.asarray, t))
+                                for t in next(iter(masked_batches(x, params))))
+    assert asked.any() and len(targets) == asked.sum() and (masked[asked] == OOV).all()
+    per_review = np.split(targets, np.cumsum(asked.sum(axis=1))[:-1])
+    for shown, wanted in zip(masked, per_review):
+        word = shown[(shown != OOV) & (shown != PAD)][0]
+        np.testing.assert_array_equal(wanted, np.full(len(wanted), word))
+    vectors = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    picked = np.array([[False, True, False], [True, False, True]])
+    np.testing.assert_array_equal(HiddenPositions()(vectors, picked), vectors[picked])
 
 
 def test_pretraining_learns_to_fill_in_a_word_the_rest_of_the_review_gives_away():

@@ -58,13 +58,14 @@ PRETRAIN_BATCH = 128  # reviews a pretraining step; not batch_size, so that a sw
 
 def pretrain_peak_bytes(params: Params) -> int:
     """The estimated peak resident memory of the pretrain stage (0 when it is off); it errs high:
-    7.7 GiB for one encoder block of two heads at 800 tokens and a 2,000-word output, whose
-    measured peak is 5.3 GiB (docs/experiments.md)."""
+    5.1 GiB for one encoder block of two heads at 800 tokens and a 2,000-word output, whose
+    measured peak is 4.7 GiB (docs/experiments.md)."""
     if not params.pretrain_epochs:
         return 0
     steps = _steps(params)
     attention = _attention_bytes(params, PRETRAIN_BATCH, params.encoder_blocks * params.encoder_heads)
-    logits = PRETRAIN_COPIES * 4 * PRETRAIN_BATCH * steps * params.pretrain_vocabulary
+    asked = PRETRAIN_BATCH * steps * params.pretrain_mask_rate  # the output layer reads the hidden positions only
+    logits = PRETRAIN_COPIES * 4 * asked * params.pretrain_vocabulary
     return int(BASE + 4 * REVIEWS * steps + attention + logits)
 
 

@@ -13,6 +13,8 @@ Kept cheap for two cores:
   id (no extra mask token, so the vocabulary and the embedding stay the classifier's);
 - the output layer predicts only the ``pretrain_vocabulary`` most frequent words (the vocabulary
   is sorted by frequency): a masked rarer word is not a target;
+- the output layer reads only the positions that have a target (:class:`HiddenPositions`), not
+  every position: its softmax over the output vocabulary was most of the cost of a step;
 - each batch's masks are drawn from ``seed`` and the batch's step within its epoch (the reviews
   are reshuffled every epoch, so a review meets other masks), and a run is reproducible.
 
@@ -43,11 +45,29 @@ def body_model(params: Params, vocabulary_size: int) -> keras.Model:
     return keras.Model(classifier.input, last.output, name="body")
 
 
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+class HiddenPositions(keras.layers.Layer):
+    """(vectors (batch, steps, width), asked (batch, steps) bool) -> the vectors at the asked
+    positions, (asked positions, width), in row-major order: the order of ``targets[asked]``."""
+
+    def call(self, vectors, asked, mask=None):  # the padding mask means nothing once positions are picked
+        return tf.gather_nd(vectors, tf.where(asked))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, vectors_shape, asked_shape):
+        return (None, vectors_shape[-1])
+
+
 def masked_word_model(params: Params, vocabulary_size: int) -> keras.Model:
-    """The body and a softmax over the ``pretrain_vocabulary`` most frequent words at each position."""
+    """(masked token ids, asked positions) -> logits over the ``pretrain_vocabulary`` most
+    frequent words at each asked position, from the body's vectors there."""
     body = body_model(params, vocabulary_size)
-    logits = keras.layers.Dense(min(params.pretrain_vocabulary, vocabulary_size), name="word_logits")(body.output)
-    return keras.Model(body.input, logits, name="masked_words")
+    asked = keras.Input(shape=(None,), dtype="bool", name="asked")
+    hidden = HiddenPositions(name="hidden_positions")(body.output, asked)
+    logits = keras.layers.Dense(min(params.pretrain_vocabulary, vocabulary_size), name="word_logits")(hidden)
+    return keras.Model([body.input, asked], logits, name="masked_words")
 
 
 def mask_tokens(tokens: tf.Tensor, seed: tf.Tensor, rate: float, outputs: int):
@@ -63,14 +83,17 @@ def mask_tokens(tokens: tf.Tensor, seed: tf.Tensor, rate: float, outputs: int):
 
 
 def masked_batches(x: np.ndarray, params: Params) -> tf.data.Dataset:
-    """Trimmed batches of ``x``, reshuffled each epoch, with masks drawn from ``params.seed`` and the step."""
+    """Trimmed batches of ``x``, reshuffled each epoch, with masks drawn from ``params.seed`` and
+    the step: ((masked tokens, asked positions), the asked positions' words)."""
     data = batches(x, np.zeros(len(x), np.int8), BATCH, seed=params.seed, trim=True)
     outputs = params.pretrain_vocabulary
     rate = params.pretrain_mask_rate
 
     def with_masks(step, batch):
         tokens, _ = batch
-        return mask_tokens(tokens, tf.stack([tf.cast(params.seed, tf.int64), step]), rate, outputs)
+        masked, targets, weights = mask_tokens(tokens, tf.stack([tf.cast(params.seed, tf.int64), step]), rate, outputs)
+        asked = weights > 0
+        return (masked, asked), tf.boolean_mask(targets, asked)
 
     return data.enumerate().map(with_masks).prefetch(tf.data.AUTOTUNE)
 
@@ -103,7 +126,7 @@ def pretrain(params: Params, x: np.ndarray, vocabulary_size: int) -> tuple[keras
         optimizer=keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(params.pretrain_learning_rate, steps),
                                          weight_decay=0.01),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     history = model.fit(masked_batches(x, params), epochs=params.pretrain_epochs, verbose=2, shuffle=False,
                         callbacks=[_Progress(steps_each)])
