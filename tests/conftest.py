@@ -81,6 +81,25 @@ def make_project(repo: Path, archive: Path, **overrides) -> Path:
 
 
 @pytest.fixture(scope="session")
+def first_run(tmp_path_factory, tiny_archive) -> Path:
+    """A project after its first `dvc repro` of every stage, committed; never changed: tests take
+    a copy of it (:func:`copy_project`) to spare each module a first run of its own."""
+    repo = make_project(tmp_path_factory.mktemp("first-run") / "repo", tiny_archive)
+    result = run(["dvc", "repro"], repo)
+    stages = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+    assert {stage for stage in stages if f"Running stage '{stage}'" in result.stdout} == stages, result.stdout
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "first run"], repo)
+    return repo
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A copy of the repo at ``source`` (git history, DVC cache, outputs) at ``target``."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="session")
 def tiny_archive(tmp_path_factory) -> Path:
     from archives import make_archive
 

@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from conftest import make_project, run, sha256
+from conftest import copy_project, run, sha256
 
 pytestmark = pytest.mark.slow
 
@@ -39,13 +39,12 @@ def stage_lines(stderr: str, stage: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def offline(tmp_path_factory, tiny_archive):
+def offline(tmp_path_factory, tiny_archive, first_run):
     """The clone (official URL committed) after the README's offline run, with a path relative
     to the project's root."""
     root = tmp_path_factory.mktemp("newcomer")
     shutil.copy(tiny_archive, root / "aclImdb_v1.tar.gz")
-    repo = make_project(root / "repo", tiny_archive)
-    run(["dvc", "repro"], repo)  # main's lock: made offline, committed under the official source
+    repo = copy_project(first_run, root / "repo")  # main's lock: made offline, committed under the official source
     for name in ("params.yaml", "dvc.lock"):
         (repo / name).write_text(re.sub(r"url: \S+", f"url: {OFFICIAL_URL}", (repo / name).read_text()))
     run(["git", "add", "-A"], repo)
@@ -115,12 +114,13 @@ def test_a_wrong_local_archive_fails_in_validate_and_keeps_the_archive(offline, 
     run(["imdb-restore"], offline)
 
 
-def test_a_queued_experiment_finds_the_relative_archive_and_exp_show_fits_160_columns(offline):
+def test_a_queued_experiment_finds_the_relative_archive_and_compares_in_exp_show_and_plots_diff(offline):
     """Queued runs start in a copy under .dvc/tmp/exps: the relative data.url still resolves
-    against the project's root (a change of data.url makes the queued run download again)."""
+    against the project's root (a change of data.url makes the queued run download again).
+    `dvc exp show` fits 160 columns; `dvc plots diff` draws both experiments' curves."""
     run(["dvc", "exp", "run", "--queue", "--name", "heads-4", "-S", "num_heads=4", "-S", "data.url=./../aclImdb_v1.tar.gz"],
         offline)
-    run(["dvc", "queue", "start"], offline)
+    run(["dvc", "queue", "start", "--jobs", "1"], offline)
     deadline = time.monotonic() + 600
     while re.search(r"\b(Queued|Running)\b", status := run(["dvc", "queue", "status"], offline).stdout):
         assert time.monotonic() < deadline, status
@@ -135,4 +135,8 @@ def test_a_queued_experiment_finds_the_relative_archive_and_exp_show_fits_160_co
         assert column in header, table
     assert "data.url" not in header or header.index("num_heads") < header.index("data.url"), table
     rows = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], offline).stdout)))
-    assert {row["Experiment"]: row["num_heads"] for row in rows if row["Experiment"] == "heads-4"} == {"heads-4": "4"}
+    assert {row["Experiment"]: row["num_heads"] for row in rows if row["Experiment"] in ("heads-4", "offline")} == {
+        "heads-4": "4", "offline": str(params(offline)["num_heads"])}
+    plots = json.loads(run(["dvc", "plots", "diff", "offline", "heads-4", "--json"], offline).stdout)["data"]
+    for curve in ("reports/train/plots/metrics/supervised/loss.tsv", "ROC"):
+        assert sorted(plots[curve][0]["revisions"]) == ["heads-4", "offline"]
