@@ -235,27 +235,34 @@ def restore_last_good_outputs(repo) -> None:
     assert run(["dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."
 
 
-@pytest.mark.parametrize(("override", "message"), [
+BAD_PARAMS = [
     ("num_heads=3", "validate: error: params.yaml: embed_dim (8) must be divisible by num_heads (3)"),
     ("dropout=-0.1", "validate: error: params.yaml: dropout must be in [0.0, 1.0), got -0.1"),
     # The typo: DVC refuses `-S num_head=4` and suggests `+num_head=4`, which must fail too.
     ("+num_head=4", "validate: error: params.yaml: num_head is not a known parameter (did you mean 'num_heads'?)"),
     # Too big for the machine: refused before it runs, not killed by the kernel.
     ("batch_size=1000000", "validate: error: params.yaml: the train stage would need about "),
-])
-def test_bad_params_fail_before_any_output_is_removed(repo, override, message):
+]
+
+
+def test_bad_params_fail_before_any_output_is_removed(repo):
+    """Each bad value in turn (params.yaml put back between them, as a failed run leaves its
+    values there): validate fails with its message and every output is as it was."""
     restore_last_good_outputs(repo)
     outputs = ["data/model/variables/variables.data-00000-of-00001", TRAIN_SUMMARY,
                f"{TRAIN_CURVES}/supervised/loss.tsv", "reports/metrics.json"]
     before = {path: (repo / path).read_bytes() for path in outputs}
-    result = run(["dvc", "exp", "run", "-S", override], repo, check=False)
-    assert result.returncode != 0
-    assert message in result.stderr, result.stderr
-    stage_lines = [line for line in result.stderr.splitlines() if line.startswith("validate: ")]
-    assert stage_lines[-1].startswith("validate: params.yaml still holds the values this run was given; "
-                                      "`imdb-restore` puts back"), result.stderr
-    assert ran(result.stdout) == {"validate"}
-    assert {path: (repo / path).read_bytes() for path in outputs} == before
+    good_params = (repo / "params.yaml").read_text()
+    for override, message in BAD_PARAMS:
+        result = run(["dvc", "exp", "run", "-S", override], repo, check=False)
+        assert result.returncode != 0, override
+        assert message in result.stderr, result.stderr
+        stage_lines = [line for line in result.stderr.splitlines() if line.startswith("validate: ")]
+        assert stage_lines[-1].startswith("validate: params.yaml still holds the values this run was given; "
+                                          "`imdb-restore` puts back"), result.stderr
+        assert ran(result.stdout) == {"validate"}, override
+        assert {path: (repo / path).read_bytes() for path in outputs} == before, override
+        (repo / "params.yaml").write_text(good_params)
     restore_last_good_outputs(repo)
 
 
