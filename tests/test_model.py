@@ -217,40 +217,6 @@ def test_loading_a_folder_that_is_no_model_names_it(tmp_path):
         load_classifier(tmp_path)
 
 
-def test_training_is_reproducible_across_processes(tmp_path):
-    rng = np.random.default_rng(3)
-    x = rng.integers(0, 50, size=(64, 20)).astype(np.int32)
-    x[:, 15:] = 0  # some padding
-    y = rng.integers(0, 2, size=64)
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
-    code = """
-        import json, sys, yaml
-        import numpy as np
-        from imdb_sentiment.params import parse_params
-        from imdb_sentiment.training.fit import train
-        raw = yaml.safe_load(open(sys.argv[1]))
-        x, y = np.load("x.npy"), np.load("y.npy")
-        model, rows, *_ = train(parse_params(raw), x[:48], y[:48], x[48:], y[48:], 50)
-        weights = [w.tolist() for w in model.get_weights()]
-        json.dump({"history": rows, "weights": weights}, open(sys.argv[2], "w"))
-    """
-    raw = yaml.safe_load(committed_params_text())
-    raw.update(TINY, max_features=50, sequence_length=20, epochs=2, attention_dropout=0.2, dropout=0.3, seed=7)
-    parse_params(raw)  # valid before it is handed on
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    runs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), "params.yaml", f"run{i}.json"],
-                             cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
-    for run in runs:
-        _finish(run)
-    first, second = (json.loads((tmp_path / f"run{i}.json").read_text()) for i in (1, 2))
-    assert [row["epoch"] for row in first["history"]] == [1, 2]
-    assert all(np.isfinite(row["loss"]) for row in first["history"])
-    assert first["history"] == second["history"]
-    assert first["weights"] == second["weights"]
-
-
 def _permuted_first_review():
     review = _reviews()[0]
     return _padded([review, review[::-1]], 40)
