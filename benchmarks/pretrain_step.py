@@ -61,14 +61,13 @@ def main() -> None:
 
     cli.quiet_tensorflow()
     import numpy as np
-    import tensorflow as tf
     import yaml
 
     from imdb_sentiment.features.vectorized import load_split, load_vocabulary
     from imdb_sentiment.params import parse_params
-    from imdb_sentiment.training.fit import batches, set_seed
+    from imdb_sentiment.training.fit import set_seed
     from imdb_sentiment.training.memory import PRETRAIN_BATCH
-    from imdb_sentiment.training.pretrain import mask_tokens, masked_word_model
+    from imdb_sentiment.training.pretrain import asked_only, masked_word_model, masks
 
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
     for override in DEFAULT_OVERRIDES + args.overrides:
@@ -77,17 +76,13 @@ def main() -> None:
     params = parse_params(raw)
     x = load_split(args.vectorized, "train")[0][:PRETRAIN_BATCH * (args.steps + 2)]
     vocabulary_size = len(load_vocabulary(args.vectorized))
-    reviews = batches(x, np.zeros(len(x), np.int8), PRETRAIN_BATCH, seed=params.seed, trim=True)
-    masked_batches = [mask_tokens(tokens, tf.constant([params.seed, step], tf.int64), params.pretrain_mask_rate,
-                                  params.pretrain_vocabulary) for step, (tokens, _) in enumerate(reviews)]
+    masked_batches = list(masks(x, params))
     set_seed(params.seed)
     hidden = compiled(masked_word_model(params, vocabulary_size), weighted=False)
     every = compiled(every_position_model(params, vocabulary_size), weighted=True)
 
     def hidden_step(batch):
-        masked, targets, weights = batch
-        asked = weights > 0
-        hidden.train_on_batch((masked, asked), tf.boolean_mask(targets, asked))
+        hidden.train_on_batch(*asked_only(*batch))
 
     def every_step(batch):
         every.train_on_batch(*batch)

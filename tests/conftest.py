@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,11 @@ def run(args: list[str], cwd: Path, check: bool = True, env: dict | None = None)
     return result
 
 
+def ran(output: str) -> set[str]:
+    """The stages a `dvc repro` or `dvc exp run` printed as running."""
+    return set(re.findall(r"Running stage '([a-z]+)'", output))
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -87,8 +93,7 @@ def first_run(tmp_path_factory, tiny_archive) -> Path:
     a copy of it (:func:`copy_project`) to spare each module a first run of its own."""
     repo = make_project(tmp_path_factory.mktemp("first-run") / "repo", tiny_archive)
     result = run(["dvc", "repro"], repo)
-    stages = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
-    assert {stage for stage in stages if f"Running stage '{stage}'" in result.stdout} == stages, result.stdout
+    assert ran(result.stdout) == set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]), result.stdout
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "first run"], repo)
     return repo

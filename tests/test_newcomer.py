@@ -14,16 +14,12 @@ import time
 import pytest
 import yaml
 
-from conftest import copy_project, run, sha256
+from conftest import copy_project, ran, run, sha256
 
 pytestmark = pytest.mark.slow
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 CLEAN = "Data and pipelines are up to date."
-
-
-def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([a-z]+)'", output))
 
 
 def params(repo) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import platform
-import re
 import subprocess
 
 import numpy as np
@@ -14,16 +13,12 @@ import psutil
 import pytest
 import yaml
 
-from conftest import command_env, copy_project, make_project, run, sha256
+from conftest import command_env, copy_project, make_project, ran, run, sha256
 from imdb_sentiment.features.vectorized import load_split
 
 pytestmark = pytest.mark.slow
 
 STAGES = ("validate", "download", "extract", "vectorize", "pretrain", "train", "evaluate", "plots")
-
-
-def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([a-z]+)'", output))
 
 
 TRAIN_SUMMARY = "reports/train/metrics.json"

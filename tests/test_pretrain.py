@@ -44,8 +44,8 @@ def test_the_output_layer_reads_the_asked_positions_in_the_order_of_their_target
     x = np.repeat(np.random.default_rng(3).integers(2, 20, size=(40, 1)), 16, axis=1).astype(np.int32)
     x[::3, 10:] = PAD
     params = make_params(**BODY, sequence_length=16, pretrain_epochs=1, pretrain_vocabulary=20, pretrain_mask_rate=0.3)
-    (masked, asked), targets = (np.asarray(t) if not isinstance(t, tuple) else tuple(map(np.asarray, t))
-                                for t in next(iter(masked_batches(x, params))))
+    (masked, asked), targets = next(iter(masked_batches(x, params)))
+    masked, asked, targets = np.asarray(masked), np.asarray(asked), np.asarray(targets)
     assert asked.any() and len(targets) == asked.sum() and (masked[asked] == OOV).all()
     per_review = np.split(targets, np.cumsum(asked.sum(axis=1))[:-1])
     for shown, wanted in zip(masked, per_review):

@@ -82,20 +82,30 @@ def mask_tokens(tokens: tf.Tensor, seed: tf.Tensor, rate: float, outputs: int):
     return masked, targets, tf.cast(counted, tf.float32)
 
 
-def masked_batches(x: np.ndarray, params: Params) -> tf.data.Dataset:
-    """Trimmed batches of ``x``, reshuffled each epoch, with masks drawn from ``params.seed`` and
-    the step: ((masked tokens, asked positions), the asked positions' words)."""
+def masks(x: np.ndarray, params: Params) -> tf.data.Dataset:
+    """Trimmed batches of ``x``, reshuffled each epoch, masked by :func:`mask_tokens` with draws
+    from ``params.seed`` and the step: (masked tokens, targets, weights)."""
     data = batches(x, np.zeros(len(x), np.int8), BATCH, seed=params.seed, trim=True)
     outputs = params.pretrain_vocabulary
     rate = params.pretrain_mask_rate
 
     def with_masks(step, batch):
         tokens, _ = batch
-        masked, targets, weights = mask_tokens(tokens, tf.stack([tf.cast(params.seed, tf.int64), step]), rate, outputs)
-        asked = weights > 0
-        return (masked, asked), tf.boolean_mask(targets, asked)
+        return mask_tokens(tokens, tf.stack([tf.cast(params.seed, tf.int64), step]), rate, outputs)
 
-    return data.enumerate().map(with_masks).prefetch(tf.data.AUTOTUNE)
+    return data.enumerate().map(with_masks)
+
+
+def asked_only(masked: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor):
+    """A batch of :func:`masks` as the masked-word model takes it: ((masked tokens, asked
+    positions), the asked positions' words)."""
+    asked = weights > 0
+    return (masked, asked), tf.boolean_mask(targets, asked)
+
+
+def masked_batches(x: np.ndarray, params: Params) -> tf.data.Dataset:
+    """The batches the pretraining fits on: :func:`masks`, each as :func:`asked_only` gives it."""
+    return masks(x, params).map(asked_only).prefetch(tf.data.AUTOTUNE)
 
 
 class _Progress(keras.callbacks.Callback):
