@@ -31,7 +31,7 @@ cli.quiet_tensorflow()
 import numpy as np  # noqa: E402
 
 from imdb_sentiment.features.text import make_vectorizer, vectorize  # noqa: E402
-from imdb_sentiment.features.vectorized import load_vocabulary  # noqa: E402
+from imdb_sentiment.features.vectorized import load_standardization, load_vocabulary  # noqa: E402
 from imdb_sentiment.model.classifier import predict_logits  # noqa: E402
 from imdb_sentiment.model.saving import load_classifier  # noqa: E402
 
@@ -69,11 +69,11 @@ def branch_logits(model, x: np.ndarray) -> np.ndarray | None:
     return np.asarray(model.get_layer("naive_bayes")(x))[:, 0] if "naive_bayes" in names else None
 
 
-def accuracy_table(model, vocabulary: list[str], failures: int = 0) -> list[str]:
+def accuracy_table(model, vocabulary: list[str], standardize, failures: int = 0) -> list[str]:
     """The printed lines: one a category (and "all"), its number of cases and accuracies."""
     categories, texts, labels = zip(*cases())
     labels, categories = np.asarray(labels), np.asarray(categories)
-    x = vectorize(make_vectorizer(len(vocabulary), 64, vocabulary=vocabulary), list(texts))
+    x = vectorize(make_vectorizer(len(vocabulary), 64, vocabulary=vocabulary, standardize=standardize), list(texts))
     logits = predict_logits(model, x)
     ngrams = branch_logits(model, x)
     columns = {"model": logits} | ({"n-gram branch": ngrams, "the rest": logits - ngrams} if ngrams is not None else {})
@@ -93,7 +93,9 @@ def main() -> None:
     parser.add_argument("vectorized", type=Path, nargs="?", default=Path("data/vectorized"))
     parser.add_argument("--failures", type=int, default=0, help="also print the first N cases the model gets wrong")
     args = parser.parse_args()
-    for line in accuracy_table(load_classifier(args.model), load_vocabulary(args.vectorized), args.failures):
+    lines = accuracy_table(load_classifier(args.model), load_vocabulary(args.vectorized),
+                           load_standardization(args.vectorized), args.failures)
+    for line in lines:
         print(line)
 
 

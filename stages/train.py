@@ -23,7 +23,7 @@ from imdb_sentiment.outputs import write_json  # noqa: E402
 from imdb_sentiment.params import load_params  # noqa: E402
 from imdb_sentiment.model.saving import save_model  # noqa: E402
 from imdb_sentiment.training.fit import Stopwatch, train  # noqa: E402
-from imdb_sentiment.features.vectorized import load_split, load_vocabulary  # noqa: E402
+from imdb_sentiment.features.vectorized import load_split, load_standardization, load_vocabulary  # noqa: E402
 
 
 def open_live(folder: Path) -> Live:
@@ -50,14 +50,14 @@ def main() -> None:
         x_train, y_train, _ = load_split(args.vectorized, "train")
         x_val, y_val, _ = load_split(args.vectorized, "validation")
         x_unlabeled = load_split(args.vectorized, "unlabeled")[0] if params.pseudo_label_confidence else None
-        vocabulary = load_vocabulary(args.vectorized)
+        vocabulary, standardize = load_vocabulary(args.vectorized), load_standardization(args.vectorized)
         live = open_live(args.live)
     try:
         model, history, kept, trained_on = train(params, x_train, y_train, x_val, y_val, len(vocabulary),
                                                  strategy, x_unlabeled, live, stopwatch, args.pretrained)
         seconds = time.perf_counter() - start
         with stopwatch.phase("save"):
-            save_model(model, vocabulary, params.sequence_length, params.ngrams, args.model)
+            save_model(model, vocabulary, params.sequence_length, params.ngrams, args.model, standardize)
     except BaseException:
         shutil.rmtree(args.live, ignore_errors=True)  # a failed run leaves no half-written log
         raise

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from conftest import committed_params_text  # noqa: E402
+from imdb_sentiment.features.text import Standardization  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
 from imdb_sentiment.training.fit import Stopwatch  # noqa: E402
 
@@ -107,7 +108,7 @@ def test_the_challenge_set_is_labelled_by_construction_and_reported_per_category
     raw = yaml.safe_load(committed_params_text())
     raw.update(embedding_dim=8, embed_dim=8, nb_buckets=512, sequence_length=64)
     model = build_model(parse_params(raw), vocabulary_size=len(vocabulary))
-    lines = challenge.accuracy_table(model, vocabulary, failures=2)
+    lines = challenge.accuracy_table(model, vocabulary, Standardization(), failures=2)
     assert lines[0].split() == ["category", "cases", "model", "n-gram", "branch", "the", "rest"]
     rows = {line[:36].strip(): line[36:].split() for line in lines[1:6]}
     assert set(rows) == set(by_category) | {"all"}

@@ -26,7 +26,7 @@ from imdb_sentiment.params import parse_params  # noqa: E402
 from imdb_sentiment.model.saving import load_classifier, save_model  # noqa: E402
 from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbedding  # noqa: E402
 from imdb_sentiment.training.fit import kept_epoch, train  # noqa: E402
-from imdb_sentiment.features.text import adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
+from imdb_sentiment.features.text import Standardization, adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 VOCAB = 100
@@ -121,28 +121,31 @@ def test_model_layers_follow_params():
 
 
 TEXTS = ["a great film, great cast", "an awful film, awful plot", "great fun and a great story",
-         "awful, boring and long", "I loved it<br />great", "I hated it. Awful!"]
-LABELS = np.array([1, 0, 1, 0, 1, 0])
+         "awful, boring and long", "I loved it<br />great", "I hated it. Awful!", "not great, not fun",
+         "not awful at all"]
+LABELS = np.array([1, 0, 1, 0, 1, 0, 0, 1])
 
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory):
     """A trained (compiled) classifier saved by :func:`save_model`; its outputs in this process,
     the classifier loaded in a fresh process, and the SavedModel served in a fresh process that
-    cannot import this package."""
+    cannot import this package. Its vocabulary marks negations, which the SavedModel must do too."""
     tmp = tmp_path_factory.mktemp("models")
     keras.utils.set_random_seed(2)
     params = make_params(sequence_length=16)
-    vectorizer = make_vectorizer(params.max_features, params.sequence_length)
+    standardize = Standardization(negation_scope=2)
+    vectorizer = make_vectorizer(params.max_features, params.sequence_length, standardize=standardize)
     adapt(vectorizer, TEXTS)
     vocab = vocabulary(vectorizer)
+    assert {"not_great", "not_awful", "not_at"} <= set(vocab)
     x = vectorize(vectorizer, TEXTS)
     model = build_model(params, len(vocab))
     nb = model.get_layer("naive_bayes")  # the defaults' n-gram branch, its ratios (and so its weights) set
     nb.set_ratios(naive_bayes_ratios(nb, x, LABELS))
     compile_model(model, learning_rate=0.01)
     model.fit(x, LABELS.astype("float32")[:, None], epochs=2, batch_size=3, verbose=0)
-    save_model(model, vocab, params.sequence_length, params.ngrams, tmp / "model")
+    save_model(model, vocab, params.sequence_length, params.ngrams, tmp / "model", standardize)
     np.save(tmp / "tokens.npy", x)
     (tmp / "reviews.json").write_text(json.dumps(TEXTS))
     classifier = _python("""

@@ -15,7 +15,7 @@ from imdb_sentiment.features.text import (  # noqa: E402
     OOV,
     PAD,
     adapt,
-    custom_standardization,
+    Standardization,
     make_vectorizer,
     split_train_validation,
     token_counts,
@@ -25,8 +25,8 @@ from imdb_sentiment.features.text import (  # noqa: E402
 )
 
 
-def _standardize(texts: list[str]) -> list[str]:
-    return [s.decode("utf-8") for s in custom_standardization(tf.constant(texts)).numpy()]
+def _standardize(texts: list[str], negation_scope: int = 0) -> list[str]:
+    return [s.decode("utf-8") for s in Standardization(negation_scope)(tf.constant(texts)).numpy()]
 
 
 def test_standardization_lowercases_replaces_breaks_and_drops_punctuation():
@@ -36,10 +36,36 @@ def test_standardization_lowercases_replaces_breaks_and_drops_punctuation():
     assert _standardize(["no change 123"]) == ["no change 123"]
 
 
+@pytest.mark.parametrize("scope, text, expected", [
+    (3, "I did not love this film.", "i did not not_love not_this not_film"),
+    (1, "I did not love this film.", "i did not not_love this film"),
+    (3, "The plot was not boring at all. I loved it.", "the plot was not not_boring not_at not_all i loved it"),
+    (5, "Not bad; GOOD, and not<br />dull!", "not not_bad good and not not_dull"),
+    (2, "I didn't like it, but I can't say no to the cast.",  # "no" is in a scope and starts its own
+     "i didnt not_like not_it but i cant not_say not_no not_to not_the cast"),
+    (1, "no no way", "no not_no way"),  # right after a negation: one of its words, no scope of its own
+    (2, "no no way out", "no not_no not_way out"),
+    (2, "nothing. never , at all", "nothing never  at all"),  # a negation with no word after it in its clause
+    (3, "Notable knots: not_a word", "notable knots nota word"),  # whole negators only; "_" is the mark's own
+])
+def test_negation_marks_the_words_after_it_in_its_clause(scope, text, expected):
+    assert _standardize([text], negation_scope=scope) == [expected]
+    assert _standardize([text]) == [expected.replace("not_", "")]
+
+
+def test_negation_adds_and_removes_no_token():
+    texts = ["I did not love this film, not at all. Never again!", "nothing here", "no"]
+    counts = [len(s.split()) for s in _standardize(texts)]
+    for scope in (1, 2, 7):
+        assert [len(s.split()) for s in _standardize(texts, negation_scope=scope)] == counts
+
+
 def test_standardization_is_registered_serializable():
-    assert keras.saving.get_registered_object("imdb_sentiment>custom_standardization") is custom_standardization
-    serialized = keras.saving.serialize_keras_object(custom_standardization)
+    assert keras.saving.get_registered_object("imdb_sentiment>Standardization") is Standardization
+    serialized = keras.saving.serialize_keras_object(Standardization(4))
     assert "imdb_sentiment" in str(serialized)
+    restored = keras.saving.deserialize_keras_object(serialized)
+    assert isinstance(restored, Standardization) and restored.negation_scope == 4
 
 
 TRAIN = ["Great movie, great acting!", "Awful plot. Awful acting.", "great fun<br />really great"]

@@ -21,6 +21,7 @@ from imdb_sentiment.params import parse_params  # noqa: E402
 from imdb_sentiment.features.vectorized import (  # noqa: E402
     load_ragged,
     load_split,
+    load_standardization,
     token_dtype,
     vectorize_splits,
     write_split,
@@ -106,6 +107,8 @@ def test_missing_or_older_files_name_the_stage_to_run(tmp_path):
     np.savez(tmp_path / "train.npz", x=X, y=Y, ids=IDS)  # the padded layout of earlier releases
     with pytest.raises(PipelineError, match="run the vectorize stage again"):
         load_split(tmp_path, "train")
+    with pytest.raises(PipelineError, match="standardization.json does not exist; run the vectorize stage again"):
+        load_standardization(tmp_path)
 
 
 class Terminal(io.StringIO):
@@ -115,7 +118,7 @@ class Terminal(io.StringIO):
 
 def test_vectorize_splits_writes_what_load_split_reads_and_shows_progress(tmp_path, monkeypatch):
     extract(make_archive(tmp_path / "aclImdb_v1.tar.gz"), tmp_path / "reviews")
-    params = parse_params({**yaml.safe_load(committed_params_text()), **TINY_PARAMS})
+    params = parse_params({**yaml.safe_load(committed_params_text()), **TINY_PARAMS, "negation_scope": 2})
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     stats = vectorize_splits(params, tmp_path / "reviews", tmp_path / "vectorized")
@@ -125,6 +128,7 @@ def test_vectorize_splits_writes_what_load_split_reads_and_shows_progress(tmp_pa
         assert x.shape == (reviews, params.sequence_length) and len(y) == len(ids) == reviews
         tokens, lengths, _, _ = load_ragged(tmp_path / "vectorized", name)
         assert tokens.dtype == np.uint8 and lengths.sum() == tokens.size == (x != 0).sum()
+    assert load_standardization(tmp_path / "vectorized").negation_scope == 2
 
 
 def vectorized_ids(folder, name) -> list[str]:

@@ -18,15 +18,50 @@ import tensorflow as tf
 import keras
 
 PAD, OOV = 0, 1  # TextVectorization's reserved ids: padding, then the out-of-vocabulary token
+NEGATED = "not_"  # the prefix of a word in a negation's scope
+# Negations as the reviews spell them once the apostrophe is dropped ("didn't" -> "didnt").
+NEGATORS = ("not", "no", "never", "nothing", "nobody", "none", "nowhere", "neither", "nor", "cannot",
+            "cant", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "wouldnt",
+            "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "aint")
+_CLAUSE_ENDS = ".,:;!?"  # where a negation's scope ends
 _PUNCTUATION = f"[{re.escape(string.punctuation)}]"
+_PUNCTUATION_BUT_CLAUSE_ENDS = f"[{re.escape(''.join(c for c in string.punctuation if c not in _CLAUSE_ENDS))}]"
+_PUNCTUATION_BUT_MARK = f"[{re.escape(string.punctuation.replace('_', ''))}]"
+_NEGATION = rf"\b({'|'.join(NEGATORS)})\s+([a-z0-9])"  # the next word's first letter: "not not" marks one
+_NEGATED_THEN_WORD = rf"({NEGATED}[a-z0-9]+)\s+([a-z0-9]+)\b"  # \b: "not_x" is no word to mark again
 
 
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
-def custom_standardization(text):
-    """Lowercase, turn the reviews' ``<br />`` line breaks into spaces, drop ASCII punctuation."""
-    lowercase = tf.strings.lower(text)
-    without_breaks = tf.strings.regex_replace(lowercase, "<br />", " ")
-    return tf.strings.regex_replace(without_breaks, _PUNCTUATION, "")
+class Standardization:
+    """Lowercase, turn the reviews' ``<br />`` line breaks into spaces, drop ASCII punctuation.
+
+    With ``negation_scope`` N > 0, first prefix ``not_`` to the N words after each negation, or to
+    those before its clause ends (``.,:;!?``) if fewer: "I did not love it." becomes "i did not
+    not_love not_it", as in Das and Chen (2001) and Pang et al. (2002). A bag of words then tells
+    "love" from "not love"; without the marks both hold "love". A negation right after another is
+    one of its words and starts no scope of its own. Words are never added or removed, so a review
+    has the same number of tokens at any scope."""
+
+    def __init__(self, negation_scope: int = 0):
+        self.negation_scope = int(negation_scope)
+
+    def __call__(self, text):
+        lowercase = tf.strings.lower(text)
+        text = tf.strings.regex_replace(lowercase, "<br />", " ")
+        if not self.negation_scope:
+            return tf.strings.regex_replace(text, _PUNCTUATION, "")
+        text = tf.strings.regex_replace(text, _PUNCTUATION_BUT_CLAUSE_ENDS, "")  # also "_": only marks have it
+        text = tf.strings.regex_replace(text, _NEGATION, rf"\1 {NEGATED}\2")
+        for _ in range(self.negation_scope - 1):  # each pass marks one more word of every scope
+            text = tf.strings.regex_replace(text, _NEGATED_THEN_WORD, rf"\1 {NEGATED}\2")
+        return tf.strings.regex_replace(text, _PUNCTUATION_BUT_MARK, "")
+
+    def get_config(self) -> dict:
+        return {"negation_scope": self.negation_scope}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Standardization:
+        return cls(**config)
 
 
 def split_train_validation(n: int, validation_split: float, seed: int,
@@ -59,14 +94,15 @@ def split_train_validation(n: int, validation_split: float, seed: int,
 
 
 def make_vectorizer(max_features: int, sequence_length: int | None, vocabulary: list[str] | None = None,
-                    ngrams: int = 1):
+                    ngrams: int = 1, standardize: Standardization | None = None):
     """With ``ngrams`` 2 a review of n words gives its n words, then its n - 1 word pairs, all
     drawn from one vocabulary of the ``max_features`` most frequent of either kind.
 
-    ``sequence_length`` None: each review keeps all its tokens, as a ragged row."""
+    ``sequence_length`` None: each review keeps all its tokens, as a ragged row. ``standardize``:
+    the default :class:`Standardization` if None."""
     return keras.layers.TextVectorization(
         max_tokens=max_features,
-        standardize=custom_standardization,
+        standardize=standardize or Standardization(),
         output_mode="int",
         output_sequence_length=sequence_length,
         ngrams=None if ngrams == 1 else ngrams,
@@ -117,10 +153,10 @@ def vectorize_counting(vectorizer, texts: list[str], sequence_length: int, batch
 
 def token_counts(texts: list[str], batch_size: int = 2048, ngrams: int = 1) -> np.ndarray:
     """Number of tokens of each review after standardization, before truncation: its words,
-    plus its runs of 2..``ngrams`` words."""
+    plus its runs of 2..``ngrams`` words (the same at every ``negation_scope``)."""
     counts = []
     for i in range(0, len(texts), batch_size):
-        tokens = tf.strings.split(custom_standardization(tf.constant(texts[i:i + batch_size])))
+        tokens = tf.strings.split(Standardization()(tf.constant(texts[i:i + batch_size])))
         words = tokens.row_lengths().numpy()
         counts.append(sum(np.maximum(words - n + 1, 0) for n in range(1, ngrams + 1)))
     return np.concatenate(counts)

@@ -1,7 +1,8 @@
 """The vectorized dataset on disk: token ids and labels per split, the vocabulary, statistics.
 
-Layout of the folder: ``{train,validation,test,unlabeled}.npz`` and ``vocabulary.txt`` (one token
-a line, id = line). Each ``.npz`` (uncompressed, so it loads as fast as it reads) holds
+Layout of the folder: ``{train,validation,test,unlabeled}.npz``, ``vocabulary.txt`` (one token
+a line, id = line) and ``standardization.json`` (the text standardization's config, which
+whatever vectorizes new text with this vocabulary must apply too). Each ``.npz`` (uncompressed, so it loads as fast as it reads) holds
 
 - ``tokens``: the reviews' token ids end to end, without padding, in the smallest unsigned
   integer type that holds every id of the vocabulary (uint16 for up to 65,536 tokens);
@@ -18,6 +19,7 @@ comes from the training split only; the other splits are only looked up in it.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -28,9 +30,11 @@ from imdb_sentiment.dataset.extract import UNLABELED, read_split
 from imdb_sentiment.errors import PipelineError
 from imdb_sentiment.outputs import atomic_path
 from imdb_sentiment.params import Params
-from imdb_sentiment.features.text import OOV, PAD, adapt, make_vectorizer, split_train_validation, vectorize_counting, vocabulary
+from imdb_sentiment.features.text import (
+    OOV, PAD, Standardization, adapt, make_vectorizer, split_train_validation, vectorize_counting, vocabulary)
 
 VOCABULARY = "vocabulary.txt"
+STANDARDIZATION = "standardization.json"
 _TOKEN_TYPES = (np.uint8, np.uint16, np.uint32)
 
 
@@ -96,7 +100,8 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
         raise PipelineError(f"validation_split: {exc}") from exc
     train_texts = [texts[i] for i in train_idx]
     # Ragged: every review's full token count (for the truncation statistic) comes with its ids.
-    vectorizer = make_vectorizer(params.max_features, None, ngrams=params.ngrams)
+    standardize = Standardization(params.negation_scope)
+    vectorizer = make_vectorizer(params.max_features, None, ngrams=params.ngrams, standardize=standardize)
     adapt(vectorizer, train_texts)  # the training part only: validation and test stay unseen
     vocab = vocabulary(vectorizer)
 
@@ -127,6 +132,7 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
             write_split(tmp / f"{name}.npz", x, y, kept_ids, len(vocab))
             stats["reviews"][name] = int(len(y))
         (tmp / VOCABULARY).write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        (tmp / STANDARDIZATION).write_text(json.dumps(standardize.get_config()) + "\n", encoding="utf-8")
     stats["oov_share"] = round(oov_tokens / max(real_tokens, 1), 6)
     stats["truncated_share"] = round(truncated / max(total, 1), 6)
     return stats
@@ -166,3 +172,11 @@ def load_vocabulary(folder: Path) -> list[str]:
     if not path.is_file():
         raise PipelineError(f"{path} does not exist; run the vectorize stage first")
     return path.read_text(encoding="utf-8").split("\n")[:-1]
+
+
+def load_standardization(folder: Path) -> Standardization:
+    """The standardization the folder's vocabulary was made with."""
+    path = folder / STANDARDIZATION
+    if not path.is_file():
+        raise PipelineError(f"{path} does not exist; run the vectorize stage again")
+    return Standardization.from_config(json.loads(path.read_text(encoding="utf-8")))

@@ -16,9 +16,9 @@ from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbed
 from imdb_sentiment.model.encoder import EncoderBlock
 from imdb_sentiment.model.naive_bayes import NaiveBayesNgrams
 from imdb_sentiment.model.optimizer import LazyAdamW
-from imdb_sentiment.features.text import custom_standardization
+from imdb_sentiment.features.text import Standardization
 
 __all__ = [
     "CustomMultiheadAttention", "EncoderBlock", "HashedBigramEmbedding", "LazyAdamW", "NaiveBayesNgrams", "PositionEmbedding",
-    "custom_standardization",
+    "Standardization",
 ]

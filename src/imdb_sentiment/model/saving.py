@@ -9,7 +9,7 @@ Layout of the model folder (``data/model``)::
     classifier.json              Keras config of the classifier (token ids in, logit out)
 
 No optimizer state is saved: a saved model is for predicting, not for resuming training. The
-SavedModel vectorizes as the vectorize stage does (custom standardization, the training split's
+SavedModel vectorizes as the vectorize stage does (its standardization, the training split's
 vocabulary, the first ``sequence_length`` tokens) and, for a model that masks padding, pads each
 batch only to its longest review, so that a batch of short reviews costs little.
 """
@@ -27,7 +27,7 @@ import imdb_sentiment.model.custom_objects  # noqa: F401  (the classifier's conf
 from imdb_sentiment.errors import PipelineError
 from imdb_sentiment.model.classifier import masks_padding
 from imdb_sentiment.outputs import atomic_path
-from imdb_sentiment.features.text import make_vectorizer
+from imdb_sentiment.features.text import Standardization, make_vectorizer
 
 CONFIG = "classifier.json"
 SIGNATURE = "serving_default"
@@ -36,9 +36,11 @@ SIGNATURE = "serving_default"
 class _Serving(tf.Module):
     """What the SavedModel holds: the vectorizer, the classifier, and two functions."""
 
-    def __init__(self, classifier: keras.Model, vocabulary: list[str], sequence_length: int, ngrams: int):
+    def __init__(self, classifier: keras.Model, vocabulary: list[str], sequence_length: int, ngrams: int,
+                 standardize: Standardization):
         super().__init__(name="imdb_sentiment")
-        self.vectorizer = make_vectorizer(len(vocabulary), None, vocabulary=vocabulary, ngrams=ngrams)
+        self.vectorizer = make_vectorizer(len(vocabulary), None, vocabulary=vocabulary, ngrams=ngrams,
+                                          standardize=standardize)
         self.classifier = classifier
         self.sequence_length = sequence_length
         self.trims = masks_padding(classifier)
@@ -89,10 +91,12 @@ def _without_optimizer(model: keras.Model) -> keras.Model:
     return copy
 
 
-def save_model(model: keras.Model, vocabulary: list[str], sequence_length: int, ngrams: int, folder: Path) -> None:
-    """Write ``folder`` (replacing it whole, or leaving it as it was if this fails)."""
+def save_model(model: keras.Model, vocabulary: list[str], sequence_length: int, ngrams: int, folder: Path,
+               standardize: Standardization | None = None) -> None:
+    """Write ``folder`` (replacing it whole, or leaving it as it was if this fails). ``standardize``:
+    the vocabulary's (the default :class:`Standardization` if None)."""
     classifier = _without_optimizer(model)
-    serving = _Serving(classifier, vocabulary, sequence_length, ngrams)
+    serving = _Serving(classifier, vocabulary, sequence_length, ngrams, standardize or Standardization())
     with atomic_path(folder, directory=True) as tmp:
         tf.saved_model.save(serving, str(tmp), signatures={SIGNATURE: serving.serve})
         (tmp / CONFIG).write_text(_config_json(classifier), encoding="utf-8")
