@@ -122,3 +122,31 @@ def test_the_heads_benchmark_times_a_training_step_and_reads_the_peak_memory_of_
     explicit, blocked = heads.cell(2, 0, 24, 1), heads.cell(2, 8, 24, 1)
     assert explicit["ms"] > 0 and blocked["ms"] > 0
     assert 100 < explicit["mib"] < 20_000 and 100 < blocked["mib"] < 20_000
+
+
+def test_head_agreement_tells_copied_heads_from_different_ones():
+    from imdb_sentiment.model.classifier import build_model
+
+    agreement = load_benchmark("head_agreement")
+    assert agreement.jensen_shannon_bits(np.array([0.5, 0.5, 0.0, 0.0]), np.array([0.0, 0.0, 0.5, 0.5])) == pytest.approx(1.0)
+    assert agreement.jensen_shannon_bits(np.array([0.2, 0.8]), np.array([0.2, 0.8])) == pytest.approx(0.0, abs=1e-12)
+    raw = yaml.safe_load(committed_params_text())
+    raw.update(embedding_dim=8, embed_dim=8, num_heads=2, nb_ngrams=0, sequence_length=12)
+    model = build_model(parse_params(raw), vocabulary_size=30)
+    rng = np.random.default_rng(3)
+    reviews = np.where(np.arange(12)[None, :] < np.array([[12], [7], [3]]), rng.integers(2, 30, size=(3, 12)), 0)
+    embedding = model.get_layer("embedding").embeddings
+    embedding.assign(rng.normal(scale=3.0, size=embedding.shape))  # large enough for peaked attention
+    attention = model.get_layer("attention")
+    stats = agreement.head_statistics(model, reviews)
+    assert stats["words"] == pytest.approx(22 / 3) and stats["spread"].shape == (2,)
+    assert all(1.0 <= spread <= 12 for spread in stats["spread"]) and set(stats["pairs"]) == {(0, 1)}
+    correlation, divergence = stats["pairs"][(0, 1)]
+    assert divergence > 1e-4  # randomly initialised heads attend differently
+    for dense in (attention.query_dense, attention.key_dense):  # head 2's query and key made head 1's
+        for weight in (dense.kernel, dense.bias):
+            weight.assign(np.concatenate([weight.numpy()[..., :4]] * 2, axis=-1))
+    (copy_correlation, copy_divergence), = agreement.head_statistics(model, reviews)["pairs"].values()
+    assert copy_correlation == pytest.approx(1.0) and copy_divergence == pytest.approx(0.0, abs=1e-6)
+    lines = agreement.report(stats)
+    assert lines[1].split() == ["head", "words", "read", "top", "word"] and lines[-1].startswith("mean")
