@@ -307,3 +307,60 @@ def test_the_blocked_form_keeps_its_block_in_the_config_and_refuses_dropout():
         CustomMultiheadAttention(E, H, dropout=0.1, block_size=128)
     _, weights = _pair(False, 2)[1](_inputs(), return_attention_scores=True)  # the explicit form's weights
     assert weights.shape == (3, H, 7, 7)
+
+
+def _query_layer(seed=1, width=F, query_scale=1.0):
+    layer = CustomMultiheadAttention(E, H, learned_query=True)
+    layer.build((None, None, width))
+    rng = np.random.default_rng(seed)
+    for dense in (layer.key_dense, layer.value_dense, layer.output_dense):
+        dense.kernel.assign(rng.normal(scale=0.5, size=dense.kernel.shape).astype("float32"))
+        dense.bias.assign(rng.normal(scale=0.5, size=dense.bias.shape).astype("float32"))
+    layer.query.assign(rng.normal(scale=query_scale, size=E).astype("float32"))
+    return layer
+
+
+def test_a_learned_query_weights_each_real_word_by_the_softmax_of_its_keys():
+    layer, x, mask = _query_layer(), _inputs(), _key_mask()
+    output, weights = layer(x, mask=mask, return_attention_scores=True)
+    output, weights = np.asarray(output), np.asarray(weights)
+    assert output.shape == (3, E) and weights.shape == (3, H, 1, 7)
+    keys = np.asarray(layer.key_dense(x)).reshape(3, 7, H, D)
+    values = np.asarray(layer.value_dense(x)).reshape(3, 7, H, D)
+    query = np.asarray(layer.query).reshape(H, D)
+    for review, real in enumerate(mask):
+        scores = np.einsum("khd,hd->hk", keys[review, real], query) / np.sqrt(D)
+        expected = np.exp(scores - scores.max(axis=1, keepdims=True))
+        expected /= expected.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(weights[review, :, 0, real.nonzero()[0]].T, expected, rtol=1e-5, atol=1e-6)
+        assert np.all(weights[review, :, 0, ~real] == 0.0)
+        context = np.einsum("hk,khd->hd", expected, values[review, real]).reshape(E)
+        pooled = context @ np.asarray(layer.output_dense.kernel) + np.asarray(layer.output_dense.bias)
+        np.testing.assert_allclose(output[review], pooled, rtol=1e-4, atol=1e-5)
+    padded = np.concatenate([x, np.zeros((3, 4, F), "float32")], axis=1)
+    longer = np.concatenate([mask, np.zeros((3, 4), bool)], axis=1)
+    np.testing.assert_allclose(np.asarray(layer(padded, mask=longer)), output, rtol=1e-5, atol=1e-6)
+
+
+def test_a_learned_query_starts_at_zero_where_every_word_weighs_the_same():
+    layer = CustomMultiheadAttention(E, H, learned_query=True)
+    x, mask = _inputs(), _key_mask()
+    _, weights = layer(x, mask=mask, return_attention_scores=True)
+    expected = mask / mask.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(weights)[:, :, 0, :], np.repeat(expected[:, None], H, axis=1), rtol=1e-6)
+    assert not np.asarray(layer.query).any() and layer.compute_mask(x, mask) is None
+    assert not layer.query_dense.built  # no per-position queries: no query projection
+
+
+def test_a_learned_query_gets_a_gradient_from_zero_and_keeps_its_kind_in_the_config():
+    layer, x, mask = _query_layer(query_scale=0.0), _inputs(), _key_mask()
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x, mask=mask) ** 2)
+    grads = dict(zip([w.path.split("/", 1)[1] for w in layer.trainable_weights],
+                     tape.gradient(loss, layer.trainable_weights)))
+    assert set(grads) == {"query", "key/kernel", "key/bias", "value/kernel", "value/bias", "output/kernel", "output/bias"}
+    moving = {name for name, grad in grads.items() if np.abs(np.asarray(grad)).max() > 0}
+    # At zero the weights are uniform whatever the keys: the keys learn once the query has moved.
+    assert moving == {"query", "value/kernel", "value/bias", "output/kernel", "output/bias"}
+    rebuilt = CustomMultiheadAttention.from_config(layer.get_config())
+    assert rebuilt.learned_query and rebuilt.compute_output_shape((3, 7, F)) == (3, E)

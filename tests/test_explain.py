@@ -62,7 +62,7 @@ def test_attention_maps_see_the_pair_and_position_vectors_the_model_adds():
     assert np.abs(weights - attention_maps(plain, tokens)).max() > 1e-4
 
 
-@pytest.mark.parametrize("pooling", ["attention", "average"])
+@pytest.mark.parametrize("pooling", ["attention", "query", "average"])
 def test_plots_draws_each_word_s_part_of_the_logit_and_attention_only_where_there_is_some(tmp_path, capsys, pooling):
     import importlib.util
 
@@ -87,7 +87,7 @@ def test_plots_draws_each_word_s_part_of_the_logit_and_attention_only_where_ther
     plots_stage.review_figures(tmp_path / "model", tmp_path / "vectorized", predictions, figures)
     kinds = ("correct_positive", "correct_negative", "misclassified")
     expected = {f"contributions_{kind}.png" for kind in kinds}
-    if pooling == "attention":
+    if pooling != "average":
         expected |= {f"attention_{kind}.png" for kind in kinds}
     else:
         assert "no attention figures" in capsys.readouterr().out
@@ -106,7 +106,8 @@ def test_plots_draws_each_word_s_part_of_the_logit_and_attention_only_where_ther
     {"num_heads": 1, "nb_ngrams": 0},
     {"pooling": "average"},
     {"num_heads": 2, "encoder_blocks": 2, "encoder_heads": 2, "position_embedding": "learned"},
-], ids=["two heads, positions, n-grams", "attention alone", "average", "encoder blocks"])
+    {"num_heads": 2, "pooling": "query"},
+], ids=["two heads, positions, n-grams", "attention alone", "average", "encoder blocks", "learned query"])
 def test_the_words_contributions_add_up_to_the_logit(overrides):
     """The classifier is linear after its pooling: the split over the words is exact."""
     from imdb_sentiment.model.naive_bayes import naive_bayes_ratios
@@ -120,6 +121,8 @@ def test_the_words_contributions_add_up_to_the_logit(overrides):
     x[x > 0] = rng.integers(2, 50, size=int((x > 0).sum()))
     x[0, 3:5] = x[0, 6:8]  # a repeated pair: its n-grams count once
     model.get_layer("logit").bias.assign([0.3])
+    if overrides.get("pooling") == "query":  # from zero (every word alike) to a query that picks
+        model.get_layer("attention").query.assign(rng.normal(scale=3.0, size=8).astype("float32"))
     if raw["nb_ngrams"]:
         branch = model.get_layer("naive_bayes")
         branch.set_ratios(naive_bayes_ratios(branch, x, np.array([1, 0, 1])))

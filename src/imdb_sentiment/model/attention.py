@@ -11,6 +11,13 @@ is linear, so it can be done on the attention weights before they meet the value
 the output projection; two (steps x steps x embed_dim) and (steps x embed_dim x embed_dim)
 products per review become vector products.
 
+With ``learned_query`` there is one query, a trained vector, instead of one per position
+(attention pooling, as the word-level attention of Yang et al. 2016's hierarchical attention
+networks): each head weights the words by the softmax of their keys against it, and the output is
+that weighted sum of the values, projected, ``(batch, embed_dim)``. Its weights are the words'
+whole share of the pooled vector, where the pooled self-attention's are averaged over every
+query first; and it costs (steps) scores a head, not (steps x steps).
+
 With ``block_size`` the scores, mask, softmax and weighted sum are computed a block of that many
 keys at a time, with an online softmax and a backward pass that recomputes each block
 (:mod:`imdb_sentiment.model.blocked`): the same numbers, without the (steps x steps) weights in
@@ -38,10 +45,12 @@ class CustomMultiheadAttention(keras.layers.Layer):
         dropout: rate at which attention weights are dropped, in training only.
         pool_queries: return the average over (unmasked) positions, ``(batch, embed_dim)``.
         block_size: > 0: attention computed this many keys at a time (no dropout then).
+        learned_query: one trained query instead of the positions' own, ``(batch, embed_dim)``
+            out; it starts at zero, where every word weighs the same (the plain average).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0,
-                 pool_queries: bool = False, block_size: int = 0, **kwargs):
+                 pool_queries: bool = False, block_size: int = 0, learned_query: bool = False, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads != 0:
             raise ValueError(
@@ -58,6 +67,7 @@ class CustomMultiheadAttention(keras.layers.Layer):
         self.depth = embed_dim // num_heads
         self.dropout = dropout
         self.pool_queries = pool_queries
+        self.learned_query = learned_query
         self.query_dense = keras.layers.Dense(embed_dim, name="query")
         self.key_dense = keras.layers.Dense(embed_dim, name="key")
         self.value_dense = keras.layers.Dense(embed_dim, name="value")
@@ -66,7 +76,11 @@ class CustomMultiheadAttention(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        for dense in (self.query_dense, self.key_dense, self.value_dense):
+        if self.learned_query:
+            self.query = self.add_weight(shape=(self.embed_dim,), initializer="zeros", name="query")
+        else:
+            self.query_dense.build(input_shape)
+        for dense in (self.key_dense, self.value_dense):
             dense.build(input_shape)
         self.output_dense.build((*input_shape[:-1], self.embed_dim))
         self.built = True
@@ -98,6 +112,8 @@ class CustomMultiheadAttention(keras.layers.Layer):
 
     def call(self, inputs, mask=None, training=None, return_attention_scores=False):
         """``mask``: (batch, steps) or (batch, steps, steps), true where a key may be attended."""
+        if self.learned_query:
+            return self.attend_from_query(inputs, mask, training, return_attention_scores)
         query = self.split_heads(self.query_dense(inputs))
         key = self.split_heads(self.key_dense(inputs))
         value = self.split_heads(self.value_dense(inputs))
@@ -109,6 +125,20 @@ class CustomMultiheadAttention(keras.layers.Layer):
             output = self.output_dense(ops.reshape(context, (ops.shape(context)[0], self.embed_dim)))
         else:
             output = self.output_dense(self.merge_heads(ops.matmul(weights, value)))
+        if return_attention_scores:
+            return output, weights
+        return output
+
+    def attend_from_query(self, inputs, mask=None, training=None, return_attention_scores=False):
+        """``call`` with the one learned query: weights (batch, heads, 1, steps)."""
+        if mask is not None and len(mask.shape) == 3:
+            raise ValueError("learned_query needs a (batch, steps) mask of real positions, not a pairwise one")
+        key = self.split_heads(self.key_dense(inputs))
+        value = self.split_heads(self.value_dense(inputs))
+        query = ops.reshape(ops.cast(self.query, key.dtype), (1, self.num_heads, 1, self.depth))
+        weights = self.attention_weights(query, key, mask, training)  # broadcast over the batch
+        context = ops.matmul(weights, value)  # (batch, heads, 1, depth)
+        output = self.output_dense(ops.reshape(context, (ops.shape(context)[0], self.embed_dim)))
         if return_attention_scores:
             return output, weights
         return output
@@ -143,14 +173,14 @@ class CustomMultiheadAttention(keras.layers.Layer):
         return ops.matmul(share[:, None, None, :], weights)
 
     def compute_mask(self, inputs, mask=None):
-        if self.pool_queries:
+        if self.pool_queries or self.learned_query:
             return None  # the steps are gone
         if mask is not None and len(mask.shape) == 3:
             return None  # a pairwise mask says nothing about which positions are real
         return mask
 
     def compute_output_shape(self, input_shape):
-        if self.pool_queries:
+        if self.pool_queries or self.learned_query:
             return (input_shape[0], self.embed_dim)
         return (*input_shape[:-1], self.embed_dim)
 
@@ -162,4 +192,5 @@ class CustomMultiheadAttention(keras.layers.Layer):
             "dropout": self.dropout,
             "pool_queries": self.pool_queries,
             "block_size": self.block_size,
+            "learned_query": self.learned_query,
         }

@@ -30,7 +30,8 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
 
     With ``use_mask`` the embedding marks token id 0 as padding, the attention ignores it and
     the pooling averages over real tokens only. Without it, the original script's behaviour.
-    ``pooling: average`` replaces the attention by a plain average of the token vectors.
+    ``pooling: average`` replaces the attention by a plain average of the token vectors;
+    ``pooling: query`` pools with one learned query (``CustomMultiheadAttention``'s ``learned_query``).
     """
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(
@@ -47,10 +48,10 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
                          name=f"encoder_{block}")(x)
     if params.pooling == "average":  # the ablation: every real token weighs the same
         x = keras.layers.GlobalAveragePooling1D(name="average")(x)
-    else:
+    else:  # attention: self-attention averaged over the positions; query: one learned query
         x = CustomMultiheadAttention(
-            params.embed_dim, params.num_heads, dropout=params.attention_dropout, pool_queries=True,
-            block_size=params.attention_block_size, name="attention",
+            params.embed_dim, params.num_heads, dropout=params.attention_dropout, pool_queries=params.pooling == "attention",
+            block_size=params.attention_block_size, learned_query=params.pooling == "query", name="attention",
         )(x)
     x = keras.layers.Dropout(params.dropout, name="dropout")(x)
     logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # float32 under mixed precision

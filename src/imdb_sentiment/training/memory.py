@@ -44,6 +44,7 @@ def _attention_bytes(params: Params, batch: int, heads: int) -> float:
 def peak_bytes(params: Params) -> int:
     """The estimated peak resident memory of the train stage under ``params``."""
     steps = _steps(params)
+    # pooling: query has (steps) scores a head, not (steps x steps): nothing to count
     heads = params.encoder_blocks * params.encoder_heads + (params.num_heads if params.pooling == "attention" else 0)
     attention = _attention_bytes(params, params.batch_size, heads)  # each encoder block attends too
     tables = 4 * (params.nb_buckets * 2 if params.nb_ngrams else 0) + 4 * params.bigram_buckets * params.embedding_dim
