@@ -1,6 +1,6 @@
 """How the heads of the pooling attention differ: for validation reviews, the attention each word
-receives in each head (averaged over the queries, as the pooling averages them), compared
-between heads.
+receives in each head (for ``pooling: attention`` averaged over the queries, as the pooling
+averages them; for ``pooling: query`` the learned query's weights), compared between heads.
 
     python benchmarks/head_agreement.py [data/model] [data/vectorized] [--reviews 300]
 
@@ -47,6 +47,13 @@ def jensen_shannon_bits(p: np.ndarray, q: np.ndarray) -> float:
     return float(_entropy_bits(middle) - (_entropy_bits(p) + _entropy_bits(q)) / 2)
 
 
+def _correlation(p: np.ndarray, q: np.ndarray) -> float:
+    """Pearson's; for a head that weighs every word alike (no variance) 1 if the other does too."""
+    if p.std() == 0 or q.std() == 0:
+        return float(np.allclose(p, q))
+    return float(np.corrcoef(p, q)[0, 1])
+
+
 def head_statistics(model, reviews: np.ndarray) -> dict:
     """Means over ``reviews`` (token id rows) of each head's spread and peak, and of each pair's
     correlation and divergence."""
@@ -56,7 +63,7 @@ def head_statistics(model, reviews: np.ndarray) -> dict:
         spread.append(np.exp2(_entropy_bits(received)))
         peak.append(received.max(axis=1))
         for a, b in itertools.combinations(range(len(received)), 2):
-            correlation = np.corrcoef(received[a], received[b])[0, 1] if received.shape[1] > 1 else 1.0
+            correlation = _correlation(received[a], received[b])
             pairs.setdefault((a, b), []).append((correlation, jensen_shannon_bits(received[a], received[b])))
     words = float(np.mean([np.count_nonzero(row != PAD) for row in reviews]))
     return {"words": words, "spread": np.mean(spread, axis=0), "peak": np.mean(peak, axis=0),

@@ -72,6 +72,11 @@ def forward_flops(lengths: np.ndarray, params) -> float:
     e, d, h = params.embedding_dim, params.embed_dim, params.num_heads
     if params.pooling == "average":  # no attention: the mean of the vectors and the logit
         return float((padded * e + 2 * e).sum())
+    if params.pooling == "query":  # one learned query: (steps) scores a head, no query projection
+        per_review = (2 * 2 * padded * e * d  # key, value projections
+                      + 2 * padded * d  # scores, all heads
+                      + 2 * padded * d + 2 * d * d + 2 * d)  # context, output projection, logit
+        return float(per_review.sum())
     per_review = (3 * 2 * padded * e * d  # query, key, value projections
                   + 2 * padded ** 2 * d  # scores, all heads
                   + 2 * h * padded ** 2  # the weights averaged over the queries
@@ -121,9 +126,9 @@ def main() -> None:
     # With self-training the first fit is the teacher's, pooled as teacher_pooling says.
     teacher = params.teacher() if params.pseudo_label_confidence else params
     train_flops = {}
-    if teacher.pooling == "attention":  # an average-pooled fit is lookups and sums: no products to rate
+    if teacher.pooling != "average":  # an average-pooled fit is lookups and sums: no products to rate
         train_flops["fit supervised"] = 3 * epochs_per_fit * forward_flops(train_lengths, teacher)
-    if params.pseudo_label_confidence and params.pooling == "attention":
+    if params.pseudo_label_confidence and params.pooling != "average":
         train_flops["fit self_trained"] = 3 * epochs_per_fit * (
             forward_flops(train_lengths, params) + run["pseudo_labelled_reviews"] * unlabeled_mean)
     floor = matmul_gflops()

@@ -36,14 +36,20 @@ def test_the_phase_line_the_stage_prints_is_what_the_benchmark_reads():
 
 def test_forward_flops_count_the_products_at_the_padded_length():
     raw = yaml.safe_load(committed_params_text())
-    params = parse_params({**raw, "embedding_dim": 8, "embed_dim": 4, "num_heads": 2, "sequence_length": 800})
+    params = parse_params({**raw, "embedding_dim": 8, "embed_dim": 4, "num_heads": 2, "sequence_length": 800,
+                           "pooling": "attention"})
     # 20 real tokens are padded to 32: projections 3*2*32*8*4, scores 2*32^2*4, pooled weights
     # 2*2*32^2, context 2*32*4, output 2*4*4, logit 2*4
     expected = 3 * 2 * 32 * 8 * 4 + 2 * 32 ** 2 * 4 + 2 * 2 * 32 ** 2 + 2 * 32 * 4 + 2 * 4 * 4 + 2 * 4
     assert train_stage.forward_flops(np.array([20]), params) == expected
     assert train_stage.forward_flops(np.array([20, 20]), params) == 2 * expected
-    capped = parse_params({**raw, "embedding_dim": 8, "embed_dim": 4, "num_heads": 2, "sequence_length": 24})
+    capped = parse_params({**raw, "embedding_dim": 8, "embed_dim": 4, "num_heads": 2, "sequence_length": 24,
+                           "pooling": "attention"})
     assert train_stage.forward_flops(np.array([20]), capped) < expected  # never past sequence_length
+    query = parse_params({**raw, "embedding_dim": 8, "embed_dim": 4, "num_heads": 2, "sequence_length": 800,
+                          "pooling": "query"})
+    # key, value 2*2*32*8*4; scores 2*32*4; context 2*32*4, output 2*4*4, logit 2*4: no (steps x steps) term
+    assert train_stage.forward_flops(np.array([20]), query) == 2 * 2 * 32 * 8 * 4 + 2 * 32 * 4 + 2 * 32 * 4 + 2 * 4 * 4 + 2 * 4
 
 
 def test_short_reviews_splits_the_logit_into_the_ngram_branch_and_the_rest(tmp_path, capsys, monkeypatch):
@@ -124,28 +130,33 @@ def test_the_heads_benchmark_times_a_training_step_and_reads_the_peak_memory_of_
     assert 100 < explicit["mib"] < 20_000 and 100 < blocked["mib"] < 20_000
 
 
-def test_head_agreement_tells_copied_heads_from_different_ones():
+@pytest.mark.parametrize("pooling", ["query", "attention"])
+def test_head_agreement_tells_copied_heads_from_different_ones(pooling):
     from imdb_sentiment.model.classifier import build_model
 
     agreement = load_benchmark("head_agreement")
     assert agreement.jensen_shannon_bits(np.array([0.5, 0.5, 0.0, 0.0]), np.array([0.0, 0.0, 0.5, 0.5])) == pytest.approx(1.0)
     assert agreement.jensen_shannon_bits(np.array([0.2, 0.8]), np.array([0.2, 0.8])) == pytest.approx(0.0, abs=1e-12)
     raw = yaml.safe_load(committed_params_text())
-    raw.update(embedding_dim=8, embed_dim=8, num_heads=2, nb_ngrams=0, sequence_length=12)
+    raw.update(embedding_dim=8, embed_dim=8, num_heads=2, nb_ngrams=0, sequence_length=12, pooling=pooling)
     model = build_model(parse_params(raw), vocabulary_size=30)
     rng = np.random.default_rng(3)
     reviews = np.where(np.arange(12)[None, :] < np.array([[12], [7], [3]]), rng.integers(2, 30, size=(3, 12)), 0)
     embedding = model.get_layer("embedding").embeddings
     embedding.assign(rng.normal(scale=3.0, size=embedding.shape))  # large enough for peaked attention
     attention = model.get_layer("attention")
+    if pooling == "query":  # it starts at zero, where every head weighs every word alike
+        assert agreement.head_statistics(model, reviews)["pairs"][(0, 1)] == pytest.approx((1.0, 0.0))
+        attention.query.assign(rng.normal(scale=3.0, size=8).astype("float32"))
     stats = agreement.head_statistics(model, reviews)
     assert stats["words"] == pytest.approx(22 / 3) and stats["spread"].shape == (2,)
     assert all(1.0 <= spread <= 12 for spread in stats["spread"]) and set(stats["pairs"]) == {(0, 1)}
     correlation, divergence = stats["pairs"][(0, 1)]
     assert divergence > 1e-4  # randomly initialised heads attend differently
-    for dense in (attention.query_dense, attention.key_dense):  # head 2's query and key made head 1's
-        for weight in (dense.kernel, dense.bias):
-            weight.assign(np.concatenate([weight.numpy()[..., :4]] * 2, axis=-1))
+    copied = [attention.key_dense.kernel, attention.key_dense.bias]  # head 2's query and keys made head 1's
+    copied += [attention.query] if pooling == "query" else [attention.query_dense.kernel, attention.query_dense.bias]
+    for weight in copied:
+        weight.assign(np.concatenate([weight.numpy()[..., :4]] * 2, axis=-1))
     (copy_correlation, copy_divergence), = agreement.head_statistics(model, reviews)["pairs"].values()
     assert copy_correlation == pytest.approx(1.0) and copy_divergence == pytest.approx(0.0, abs=1e-6)
     lines = agreement.report(stats)

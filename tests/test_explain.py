@@ -36,7 +36,8 @@ def test_falls_back_to_long_reviews_and_skips_a_kind_that_does_not_exist():
 
 def test_attention_maps_cover_the_real_tokens_and_importance_sums_to_one():
     raw = yaml.safe_load(committed_params_text())
-    raw.update(embedding_dim=8, embed_dim=8, num_heads=2, bigram_buckets=0, nb_buckets=256, position_embedding="none")
+    raw.update(embedding_dim=8, embed_dim=8, num_heads=2, bigram_buckets=0, nb_buckets=256, position_embedding="none",
+               pooling="attention")
     model = build_model(parse_params(raw), vocabulary_size=50)
     tokens = padded([12], width=40)[0]
     weights = attention_maps(model, tokens)
@@ -49,7 +50,7 @@ def test_attention_maps_cover_the_real_tokens_and_importance_sums_to_one():
 def test_attention_maps_see_the_pair_and_position_vectors_the_model_adds():
     raw = yaml.safe_load(committed_params_text())
     raw.update(embedding_dim=8, embed_dim=8, num_heads=2, sequence_length=40, bigram_buckets=0, nb_buckets=256,
-               position_embedding="none")
+               position_embedding="none", pooling="attention")
     plain = build_model(parse_params(raw), vocabulary_size=50)
     raw.update(bigram_buckets=64, position_embedding="learned")
     enriched = build_model(parse_params(raw), vocabulary_size=50)

@@ -12,7 +12,9 @@ from imdb_sentiment.training.memory import GIB, available_bytes, check_memory, p
 
 
 def params(**changes):
-    return parse_params({**yaml.safe_load(committed_params_text()), **changes})
+    """The committed params with the self-attention pooling, whose (steps x steps) weights the
+    estimate is about, and ``changes``."""
+    return parse_params({**yaml.safe_load(committed_params_text()), "pooling": "attention", **changes})
 
 
 def test_the_estimate_matches_the_measured_peaks_from_above():
@@ -20,6 +22,7 @@ def test_the_estimate_matches_the_measured_peaks_from_above():
     one, four = peak_bytes(params(num_heads=1)) / GIB, peak_bytes(params(num_heads=4)) / GIB
     assert 3.0 <= one <= 3.6 and 7.9 <= four <= 9.0
     assert peak_bytes(params(pooling="average")) < peak_bytes(params()) / 2  # no attention weights
+    assert peak_bytes(params(pooling="query", num_heads=8)) == peak_bytes(params(pooling="average"))  # (steps) a head
     assert peak_bytes(params(batch_size=256)) - peak_bytes(params()) == pytest.approx(
         peak_bytes(params(num_heads=2)) - peak_bytes(params()), rel=1e-9)  # batch x heads
 

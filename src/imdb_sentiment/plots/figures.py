@@ -73,21 +73,27 @@ def roc_curve(points: list[dict], auc: float, path: Path) -> None:
 def attention_figure(words: list[str], weights: np.ndarray, importance: np.ndarray,
                      title: str, path: Path) -> None:
     """One heatmap per head (query rows, key columns) over the review's words, and below them
-    a strip of how much attention each word receives, averaged over heads and queries."""
-    heads = weights.shape[0]
-    cols = min(heads, 4)
+    a strip of how much attention each word receives, averaged over heads and queries. With one
+    learned query (``pooling: query``) each head's map is a strip of its own."""
+    heads, queries = weights.shape[:2]
+    cols = min(heads, 4) if queries > 1 else 1
     rows = -(-heads // cols)
     size = max(3.0, 0.11 * len(words))
-    fig = plt.figure(figsize=(cols * size, rows * size + 1.6), constrained_layout=True)
-    grid = fig.add_gridspec(rows + 1, cols, height_ratios=[size] * rows + [1.0])
+    height = size if queries > 1 else 0.9
+    fig = plt.figure(figsize=(cols * size, rows * height + 1.6), constrained_layout=True)
+    grid = fig.add_gridspec(rows + 1, cols, height_ratios=[height] * rows + [1.0])
     ticks = np.arange(len(words))
     fontsize = 6 if len(words) > 30 else 8
     for head in range(heads):
         ax = fig.add_subplot(grid[head // cols, head % cols])
         ax.imshow(weights[head], cmap="viridis", aspect="auto")
         ax.set_title(f"head {head + 1}", fontsize=9)
-        ax.set_xticks(ticks, words, rotation=90, fontsize=fontsize)
-        ax.set_yticks(ticks, words, fontsize=fontsize)
+        if queries > 1:
+            ax.set_xticks(ticks, words, rotation=90, fontsize=fontsize)
+            ax.set_yticks(ticks, words, fontsize=fontsize)
+        else:  # the strips share the words of the strip below them
+            ax.set_xticks([])
+            ax.set_yticks([0], ["query"], fontsize=fontsize)
     strip = fig.add_subplot(grid[rows, :])
     strip.imshow(importance[None, :], cmap="Reds", aspect="auto")
     strip.set_xticks(ticks, words, rotation=90, fontsize=fontsize + 1)
