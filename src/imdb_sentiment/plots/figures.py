@@ -86,7 +86,10 @@ def attention_figure(words: list[str], weights: np.ndarray, importance: np.ndarr
     fontsize = 6 if len(words) > 30 else 8
     for head in range(heads):
         ax = fig.add_subplot(grid[head // cols, head % cols])
-        ax.imshow(weights[head], cmap="viridis", aspect="auto")
+        image = ax.imshow(weights[head], cmap="viridis", aspect="auto")
+        # The scale: each map stretches its colours over its own range, so near-uniform weights
+        # look as contrasted as peaked ones; the colour bar tells them apart.
+        fig.colorbar(image, ax=ax, pad=0.01).ax.tick_params(labelsize=7)
         ax.set_title(f"head {head + 1}", fontsize=9)
         if queries > 1:
             ax.set_xticks(ticks, words, rotation=90, fontsize=fontsize)
@@ -95,7 +98,8 @@ def attention_figure(words: list[str], weights: np.ndarray, importance: np.ndarr
             ax.set_xticks([])
             ax.set_yticks([0], ["query"], fontsize=fontsize)
     strip = fig.add_subplot(grid[rows, :])
-    strip.imshow(importance[None, :], cmap="Reds", aspect="auto")
+    image = strip.imshow(importance[None, :], cmap="Reds", aspect="auto")
+    fig.colorbar(image, ax=strip, pad=0.01).ax.tick_params(labelsize=7)
     strip.set_xticks(ticks, words, rotation=90, fontsize=fontsize + 1)
     strip.set_yticks([])
     strip.set_title("attention received per word (mean over heads and queries)", fontsize=9)
