@@ -48,3 +48,11 @@ def test_the_blocked_attention_holds_a_block_of_weights_not_the_whole_matrix():
     whole, blocked = peak_bytes(params(num_heads=8)), peak_bytes(params(num_heads=8, attention_block_size=64))
     assert blocked < whole / 4
     check_memory(params(num_heads=8, attention_block_size=64), available=12 * GIB)  # fits where whole did not
+
+
+def test_tables_too_big_name_the_tables_not_the_attention():
+    huge = params(pooling="query", nb_buckets=4_000_000_000)
+    with pytest.raises(PipelineError) as info:
+        check_memory(huge, available=16 * GIB)
+    assert str(info.value).endswith(f"is available: lower nb_buckets (4000000000) or bigram_buckets (0); "
+                                    "each row is kept with its two Adam moments"), str(info.value)

@@ -236,7 +236,7 @@ BAD_PARAMS = [
     # The typo: DVC refuses `-S num_head=4` and suggests `+num_head=4`, which must fail too.
     ("+num_head=4", "validate: error: params.yaml: num_head is not a known parameter (did you mean 'num_heads'?)"),
     # Too big for the machine: refused before it runs, not killed by the kernel.
-    ("batch_size=1000000", "validate: error: params.yaml: the train stage would need about "),
+    ("nb_buckets=4000000000", "validate: error: params.yaml: the train stage would need about "),
 ]
 
 

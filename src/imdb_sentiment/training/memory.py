@@ -14,6 +14,8 @@ padded splits and the embedding tables with their Adam moments.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pathlib import Path
 
 from imdb_sentiment.errors import PipelineError
@@ -104,8 +106,12 @@ def check_memory(params: Params, available: int | None = None) -> None:
     needed = peak_bytes(params)
     if needed <= available:
         return
+    start = (f"params.yaml: the train stage would need about {needed / GIB:.1f} GiB at its peak and "
+             f"{available / GIB:.1f} GiB is available: ")
+    if peak_bytes(replace(params, nb_buckets=1, bigram_buckets=0)) <= available:  # the tables make it too big
+        raise PipelineError(start + f"lower nb_buckets ({params.nb_buckets}) or bigram_buckets "
+                                    f"({params.bigram_buckets}); each row is kept with its two Adam moments")
     raise PipelineError(
-        f"params.yaml: the train stage would need about {needed / GIB:.1f} GiB at its peak and "
-        f"{available / GIB:.1f} GiB is available: lower batch_size ({params.batch_size}), num_heads "
-        f"({params.num_heads}) or sequence_length ({params.sequence_length}), or set attention_block_size; "
-        f"the attention holds batch_size x num_heads x sequence_length^2 weights several times over")
+        start + f"lower batch_size ({params.batch_size}), num_heads ({params.num_heads}) or sequence_length "
+        f"({params.sequence_length}), or set attention_block_size; the attention holds batch_size x num_heads "
+        f"x sequence_length^2 weights several times over")
