@@ -72,14 +72,11 @@ def forward_flops(lengths: np.ndarray, params) -> float:
     e, d, h = params.embedding_dim, params.embed_dim, params.num_heads
     if params.pooling == "average":  # no attention: the mean of the vectors and the logit
         return float((padded * e + 2 * e).sum())
-    if params.pooling == "query":  # one learned query: (steps) scores a head, no query projection
-        per_review = (2 * 2 * padded * e * d  # key, value projections
-                      + 2 * padded * d  # scores, all heads
-                      + 2 * padded * d + 2 * d * d + 2 * d)  # context, output projection, logit
-        return float(per_review.sum())
-    per_review = (3 * 2 * padded * e * d  # query, key, value projections
-                  + 2 * padded ** 2 * d  # scores, all heads
-                  + 2 * h * padded ** 2  # the weights averaged over the queries
+    if params.pooling == "query":  # one learned query: key and value projections, (steps) scores
+        projections, scores = 2, 2 * padded * d
+    else:  # query, key, value projections; scores, all heads; the weights averaged over the queries
+        projections, scores = 3, 2 * padded ** 2 * d + 2 * h * padded ** 2
+    per_review = (projections * 2 * padded * e * d + scores
                   + 2 * padded * d + 2 * d * d + 2 * d)  # context, output projection, logit
     return float(per_review.sum())
 

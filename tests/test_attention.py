@@ -29,11 +29,12 @@ def _key_mask():
     return np.arange(7)[None, :] < lengths[:, None]
 
 
-def _layer(dropout=0.0, seed=1, width=F, pool_queries=False):
-    layer = CustomMultiheadAttention(E, H, dropout=dropout, pool_queries=pool_queries)
+def _layer(dropout=0.0, seed=1, width=F, pool_queries=False, learned_query=False):
+    layer = CustomMultiheadAttention(E, H, dropout=dropout, pool_queries=pool_queries, learned_query=learned_query)
     layer.build((None, None, width))
     rng = np.random.default_rng(seed)
-    for dense in (layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense):
+    projections = (layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense)
+    for dense in (dense for dense in projections if dense.built):  # a learned query's query_dense is not
         dense.kernel.assign(rng.normal(scale=0.5, size=dense.kernel.shape).astype("float32"))
         dense.bias.assign(rng.normal(scale=0.5, size=dense.bias.shape).astype("float32"))
     return layer
@@ -310,13 +311,8 @@ def test_the_blocked_form_keeps_its_block_in_the_config_and_refuses_dropout():
 
 
 def _query_layer(seed=1, width=F, query_scale=1.0):
-    layer = CustomMultiheadAttention(E, H, learned_query=True)
-    layer.build((None, None, width))
-    rng = np.random.default_rng(seed)
-    for dense in (layer.key_dense, layer.value_dense, layer.output_dense):
-        dense.kernel.assign(rng.normal(scale=0.5, size=dense.kernel.shape).astype("float32"))
-        dense.bias.assign(rng.normal(scale=0.5, size=dense.bias.shape).astype("float32"))
-    layer.query.assign(rng.normal(scale=query_scale, size=E).astype("float32"))
+    layer = _layer(seed=seed, width=width, learned_query=True)
+    layer.query.assign(np.random.default_rng(seed + 1).normal(scale=query_scale, size=E).astype("float32"))
     return layer
 
 

@@ -68,6 +68,8 @@ class CustomMultiheadAttention(keras.layers.Layer):
         self.dropout = dropout
         self.pool_queries = pool_queries
         self.learned_query = learned_query
+        # Made, and left unbuilt, for a learned query too: its initializers draw their seeds from the
+        # global seed now, and skipping it would give every weight after it other initial values.
         self.query_dense = keras.layers.Dense(embed_dim, name="query")
         self.key_dense = keras.layers.Dense(embed_dim, name="key")
         self.value_dense = keras.layers.Dense(embed_dim, name="value")
@@ -112,36 +114,31 @@ class CustomMultiheadAttention(keras.layers.Layer):
 
     def call(self, inputs, mask=None, training=None, return_attention_scores=False):
         """``mask``: (batch, steps) or (batch, steps, steps), true where a key may be attended."""
-        if self.learned_query:
-            return self.attend_from_query(inputs, mask, training, return_attention_scores)
-        query = self.split_heads(self.query_dense(inputs))
         key = self.split_heads(self.key_dense(inputs))
         value = self.split_heads(self.value_dense(inputs))
-        if self.block_size and not return_attention_scores and (mask is None or len(mask.shape) == 2):
-            return self.blocked(query, key, value, mask)
+        if self.learned_query:
+            if mask is not None and len(mask.shape) == 3:
+                raise ValueError("learned_query needs a (batch, steps) mask of real positions, not a pairwise one")
+            # One query for every review, (1, heads, 1, depth): its weights are (batch, heads, 1, steps).
+            query = ops.reshape(ops.cast(self.query, key.dtype), (1, self.num_heads, 1, self.depth))
+        else:
+            query = self.split_heads(self.query_dense(inputs))
+            if self.block_size and not return_attention_scores and (mask is None or len(mask.shape) == 2):
+                return self.blocked(query, key, value, mask)
         weights = self.attention_weights(query, key, mask, training)
-        if self.pool_queries:
-            context = ops.matmul(self.average_over_queries(weights, mask), value)
-            output = self.output_dense(ops.reshape(context, (ops.shape(context)[0], self.embed_dim)))
+        if self.learned_query:
+            output = self.pooled_output(ops.matmul(weights, value))
+        elif self.pool_queries:
+            output = self.pooled_output(ops.matmul(self.average_over_queries(weights, mask), value))
         else:
             output = self.output_dense(self.merge_heads(ops.matmul(weights, value)))
         if return_attention_scores:
             return output, weights
         return output
 
-    def attend_from_query(self, inputs, mask=None, training=None, return_attention_scores=False):
-        """``call`` with the one learned query: weights (batch, heads, 1, steps)."""
-        if mask is not None and len(mask.shape) == 3:
-            raise ValueError("learned_query needs a (batch, steps) mask of real positions, not a pairwise one")
-        key = self.split_heads(self.key_dense(inputs))
-        value = self.split_heads(self.value_dense(inputs))
-        query = ops.reshape(ops.cast(self.query, key.dtype), (1, self.num_heads, 1, self.depth))
-        weights = self.attention_weights(query, key, mask, training)  # broadcast over the batch
-        context = ops.matmul(weights, value)  # (batch, heads, 1, depth)
-        output = self.output_dense(ops.reshape(context, (ops.shape(context)[0], self.embed_dim)))
-        if return_attention_scores:
-            return output, weights
-        return output
+    def pooled_output(self, context):
+        """(batch, heads, 1, depth) -> the projected (batch, embed_dim)."""
+        return self.output_dense(ops.reshape(context, (ops.shape(context)[0], self.embed_dim)))
 
     def blocked(self, query, key, value, mask=None):
         """``call``'s output, computed a block of keys at a time (:mod:`imdb_sentiment.model.blocked`)."""
@@ -155,8 +152,7 @@ class CustomMultiheadAttention(keras.layers.Layer):
             real = ops.ones((batch, steps)) if mask is None else ops.cast(mask, "float32")
             share = (real / ops.sum(real, axis=1, keepdims=True))[:, None, None, :]
             context = blocked.pooled_attention(query, key, value, bias, share, self.block_size)
-            context = ops.cast(context, self.compute_dtype)
-            return self.output_dense(ops.reshape(context, (batch, self.embed_dim)))
+            return self.pooled_output(ops.cast(context, self.compute_dtype))
         context = ops.cast(blocked.blocked_attention(query, key, value, bias, self.block_size), self.compute_dtype)
         return self.output_dense(self.merge_heads(context))
 
@@ -172,15 +168,20 @@ class CustomMultiheadAttention(keras.layers.Layer):
         share = real / ops.sum(real, axis=1, keepdims=True)
         return ops.matmul(share[:, None, None, :], weights)
 
+    @property
+    def pools(self) -> bool:
+        """Whether the output is one vector a review, (batch, embed_dim): the steps are gone."""
+        return self.pool_queries or self.learned_query
+
     def compute_mask(self, inputs, mask=None):
-        if self.pool_queries or self.learned_query:
+        if self.pools:
             return None  # the steps are gone
         if mask is not None and len(mask.shape) == 3:
             return None  # a pairwise mask says nothing about which positions are real
         return mask
 
     def compute_output_shape(self, input_shape):
-        if self.pool_queries or self.learned_query:
+        if self.pools:
             return (input_shape[0], self.embed_dim)
         return (*input_shape[:-1], self.embed_dim)
 

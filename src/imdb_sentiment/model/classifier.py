@@ -50,8 +50,9 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
         x = keras.layers.GlobalAveragePooling1D(name="average")(x)
     else:  # attention: self-attention averaged over the positions; query: one learned query
         x = CustomMultiheadAttention(
-            params.embed_dim, params.num_heads, dropout=params.attention_dropout, pool_queries=params.pooling == "attention",
-            block_size=params.attention_block_size, learned_query=params.pooling == "query", name="attention",
+            params.embed_dim, params.num_heads, dropout=params.attention_dropout,
+            pool_queries=params.pooling == "attention", learned_query=params.pooling == "query",
+            block_size=params.attention_block_size, name="attention",
         )(x)
     x = keras.layers.Dropout(params.dropout, name="dropout")(x)
     logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # float32 under mixed precision
