@@ -24,13 +24,14 @@ LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SPLITS_BY = ("movie", "review")
 MAX_NGRAMS = 3
-MAX_NEGATION_SCOPE = 20  # a regular-expression pass over every review per word of scope
+MAX_SCOPE = 20  # of negation_scope and contrast_scope: a regular-expression pass over every review per word
 
 
 # The original script's hyperparameters (with the padding mask it meant to use; ``use_mask:
 # false`` restores its bug too): the reference row of the README's results and the benchmark.
 ORIGINAL_CONFIGURATION = {
-    "max_features": 10000, "sequence_length": 250, "ngrams": 1, "negation_scope": 0, "bigram_buckets": 0, "nb_ngrams": 0,
+    "max_features": 10000, "sequence_length": 250, "ngrams": 1, "negation_scope": 0, "contrast_scope": 0,
+    "bigram_buckets": 0, "nb_ngrams": 0,
     "embedding_dim": 16, "position_embedding": "none", "encoder_blocks": 0, "pooling": "attention", "embed_dim": 512,
     "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2, "use_mask": True, "batch_size": 32,
     "epochs": 10, "patience": 0, "learning_rate": 0.001, "lr_schedule": "constant", "weight_decay": 0.0,
@@ -51,6 +52,7 @@ class Params:
     sequence_length: int
     ngrams: int
     negation_scope: int
+    contrast_scope: int
     bigram_buckets: int
     nb_ngrams: int
     nb_buckets: int
@@ -171,6 +173,7 @@ def parse_params(raw: Any) -> Params:
         sequence_length=_int(raw, "sequence_length"),
         ngrams=_int(raw, "ngrams"),
         negation_scope=_int(raw, "negation_scope", minimum=0),
+        contrast_scope=_int(raw, "contrast_scope", minimum=0),
         bigram_buckets=_int(raw, "bigram_buckets", minimum=0),
         nb_ngrams=_int(raw, "nb_ngrams", minimum=0),
         nb_buckets=_int(raw, "nb_buckets"),
@@ -219,8 +222,9 @@ def parse_params(raw: Any) -> Params:
         raise _fail("nb_folds", "must be 0 (the same ratios in training) or at least 2 (cross-fitted), got 1")
     if params.ngrams > MAX_NGRAMS:
         raise _fail("ngrams", f"must be 1 (words), 2 (words and word pairs) or 3, got {params.ngrams}")
-    if params.negation_scope > MAX_NEGATION_SCOPE:
-        raise _fail("negation_scope", f"must be at most {MAX_NEGATION_SCOPE} words, got {params.negation_scope}")
+    for key in ("negation_scope", "contrast_scope"):
+        if getattr(params, key) > MAX_SCOPE:
+            raise _fail(key, f"must be at most {MAX_SCOPE} words, got {getattr(params, key)}")
     if 0.0 < params.pseudo_label_confidence < 0.5:
         raise _fail("pseudo_label_confidence", f"must be 0 (off) or in [0.5, 1), got {params.pseudo_label_confidence}")
     if params.patience and params.lr_schedule == "cosine":

@@ -19,6 +19,7 @@ import keras
 
 PAD, OOV = 0, 1  # TextVectorization's reserved ids: padding, then the out-of-vocabulary token
 NEGATED = "not_"  # the prefix of a word in a negation's scope
+CONTRASTED = "butx_"  # the prefix of a word in the scope before a "but": what the "but" overrules
 # Negations as the reviews spell them once the apostrophe is dropped ("didn't" -> "didnt").
 NEGATORS = ("not", "no", "never", "nothing", "nobody", "none", "nowhere", "neither", "nor", "cannot",
             "cant", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "wouldnt",
@@ -29,6 +30,9 @@ _PUNCTUATION_BUT_CLAUSE_ENDS = f"[{re.escape(''.join(c for c in string.punctuati
 _PUNCTUATION_BUT_MARK = f"[{re.escape(string.punctuation.replace('_', ''))}]"
 _NEGATION = rf"\b({'|'.join(NEGATORS)})\s+([a-z0-9])"  # the next word's first letter: "not not" marks one
 _NEGATED_THEN_WORD = rf"({NEGATED}[a-z0-9]+)\s+([a-z0-9]+)\b"  # \b: "not_x" is no word to mark again
+# A word not yet marked before a "but" ("not_x" may be one): "butx_x" fails at its "_". Commas do
+# not end the scope: "the acting was bad, but ..." is the case the mark is for.
+_WORD_BEFORE_CONTRAST = rf"\b((?:{NEGATED})?[a-z0-9]+)([\s,]+)(but\b|{CONTRASTED})"
 
 
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
@@ -39,25 +43,37 @@ class Standardization:
     those before its clause ends (``.,:;!?``) if fewer: "I did not love it." becomes "i did not
     not_love not_it", as in Das and Chen (2001) and Pang et al. (2002). A bag of words then tells
     "love" from "not love"; without the marks both hold "love". A negation right after another is
-    one of its words and starts no scope of its own. Words are never added or removed, so a review
-    has the same number of tokens at any scope."""
+    one of its words and starts no scope of its own.
 
-    def __init__(self, negation_scope: int = 0):
+    With ``contrast_scope`` N > 0, then prefix ``butx_`` to the N words before each "but", or to
+    those after its sentence starts (``.:;!?``; a comma does not end it) if fewer: "The acting was
+    bad, but the movie is good." becomes "the butx_acting butx_was butx_bad but the movie is good":
+    what comes after "but" usually decides (the A-but-B rule of Hu et al. 2016), and a bag of
+    words can then weigh "bad" before a "but" apart from "bad" elsewhere. A word in both scopes
+    has both marks ("butx_not_bad").
+
+    Words are never added or removed, so a review has the same number of tokens at any scope."""
+
+    def __init__(self, negation_scope: int = 0, contrast_scope: int = 0):
         self.negation_scope = int(negation_scope)
+        self.contrast_scope = int(contrast_scope)
 
     def __call__(self, text):
         lowercase = tf.strings.lower(text)
         text = tf.strings.regex_replace(lowercase, "<br />", " ")
-        if not self.negation_scope:
+        if not (self.negation_scope or self.contrast_scope):
             return tf.strings.regex_replace(text, _PUNCTUATION, "")
         text = tf.strings.regex_replace(text, _PUNCTUATION_BUT_CLAUSE_ENDS, "")  # also "_": only marks have it
-        text = tf.strings.regex_replace(text, _NEGATION, rf"\1 {NEGATED}\2")
+        if self.negation_scope:
+            text = tf.strings.regex_replace(text, _NEGATION, rf"\1 {NEGATED}\2")
         for _ in range(self.negation_scope - 1):  # each pass marks one more word of every scope
             text = tf.strings.regex_replace(text, _NEGATED_THEN_WORD, rf"\1 {NEGATED}\2")
+        for _ in range(self.contrast_scope):  # each pass marks one more word, leftwards
+            text = tf.strings.regex_replace(text, _WORD_BEFORE_CONTRAST, rf"{CONTRASTED}\1\2\3")
         return tf.strings.regex_replace(text, _PUNCTUATION_BUT_MARK, "")
 
     def get_config(self) -> dict:
-        return {"negation_scope": self.negation_scope}
+        return {"negation_scope": self.negation_scope, "contrast_scope": self.contrast_scope}
 
     @classmethod
     def from_config(cls, config: dict) -> Standardization:

@@ -100,7 +100,7 @@ def vectorize_splits(params: Params, reviews: Path, out_dir: Path) -> dict:
         raise PipelineError(f"validation_split: {exc}") from exc
     train_texts = [texts[i] for i in train_idx]
     # Ragged: every review's full token count (for the truncation statistic) comes with its ids.
-    standardize = Standardization(params.negation_scope)
+    standardize = Standardization(params.negation_scope, params.contrast_scope)
     vectorizer = make_vectorizer(params.max_features, None, ngrams=params.ngrams, standardize=standardize)
     adapt(vectorizer, train_texts)  # the training part only: validation and test stay unseen
     vocab = vocabulary(vectorizer)
