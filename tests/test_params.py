@@ -185,10 +185,16 @@ def test_yaml_spellings_of_types():
     ("key", "value", "minimum"),
     [("batch_size", 0, 1), ("epochs", -1, 1), ("sequence_length", 0, 1), ("embedding_dim", 0, 1),
      ("num_heads", 0, 1), ("embed_dim", -8, 1), ("max_features", 2, 3), ("seed", -1, 0),
-     ("ngrams", 0, 1), ("bigram_buckets", -1, 0), ("patience", -1, 0)],
+     ("ngrams", 0, 1), ("bigram_buckets", -1, 0), ("patience", -1, 0),
+     ("negation_scope", -1, 0), ("contrast_scope", -1, 0)],
 )
 def test_sizes_below_their_minimum(key, value, minimum):
     assert error(raw(**{key: value})) == f"params.yaml: {key} must be >= {minimum}, got {value}"
+
+
+@pytest.mark.parametrize("key", ["negation_scope", "contrast_scope"])
+def test_scopes_above_twenty_words(key):
+    assert error(raw(**{key: 21})) == f"params.yaml: {key} must be at most 20 words, got 21"
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,8 @@ from imdb_sentiment.features.text import (  # noqa: E402
 )
 
 
-def _standardize(texts: list[str], negation_scope: int = 0) -> list[str]:
-    return [s.decode("utf-8") for s in Standardization(negation_scope)(tf.constant(texts)).numpy()]
+def _standardize(texts: list[str], negation_scope: int = 0, contrast_scope: int = 0) -> list[str]:
+    return [s.decode("utf-8") for s in Standardization(negation_scope, contrast_scope)(tf.constant(texts)).numpy()]
 
 
 def test_standardization_lowercases_replaces_breaks_and_drops_punctuation():
@@ -53,19 +53,40 @@ def test_negation_marks_the_words_after_it_in_its_clause(scope, text, expected):
     assert _standardize([text]) == [expected.replace("not_", "")]
 
 
-def test_negation_adds_and_removes_no_token():
-    texts = ["I did not love this film, not at all. Never again!", "nothing here", "no"]
+@pytest.mark.parametrize("scope, text, expected", [
+    (6, "The acting was terrible, but the movie is great.",  # a comma does not end the scope
+     "butx_the butx_acting butx_was butx_terrible but the movie is great"),
+    (2, "The acting was terrible, but the movie is great.", "the acting butx_was butx_terrible but the movie is great"),
+    (6, "Long. Dull, but fun!", "long butx_dull but fun"),  # the sentence's start ends it
+    (6, "But it works. Fine, but why", "but it works butx_fine but why"),  # nothing before: no mark
+    (6, "Fine; but why", "fine but why"),  # nor after a clause end other than a comma
+    (1, "good but long but fun", "butx_good but butx_long but fun"),
+    (2, "good but long but fun", "butx_good butx_but butx_long but fun"),  # each word marked once
+    (6, "Butter, buttons but bbut", "butx_butter butx_buttons but bbut"),  # whole "but"s only
+])
+def test_contrast_marks_the_words_before_a_but_in_its_sentence(scope, text, expected):
+    assert _standardize([text], contrast_scope=scope) == [expected]
+    assert _standardize([text]) == [expected.replace("butx_", "")]
+
+
+def test_a_word_in_a_negation_and_before_a_but_has_both_marks():
+    assert _standardize(["It was not bad at all, but I hated it."], negation_scope=3, contrast_scope=3) == [
+        "it was not butx_not_bad butx_not_at butx_not_all but i hated it"]
+
+
+def test_negation_and_contrast_add_and_remove_no_token():
+    texts = ["I did not love this film, not at all, but never again!", "nothing here but", "no"]
     counts = [len(s.split()) for s in _standardize(texts)]
-    for scope in (1, 2, 7):
-        assert [len(s.split()) for s in _standardize(texts, negation_scope=scope)] == counts
+    for negation, contrast in ((1, 0), (2, 0), (7, 0), (0, 1), (0, 5), (3, 3)):
+        assert [len(s.split()) for s in _standardize(texts, negation, contrast)] == counts
 
 
 def test_standardization_is_registered_serializable():
     assert keras.saving.get_registered_object("imdb_sentiment>Standardization") is Standardization
-    serialized = keras.saving.serialize_keras_object(Standardization(4))
+    serialized = keras.saving.serialize_keras_object(Standardization(4, 2))
     assert "imdb_sentiment" in str(serialized)
     restored = keras.saving.deserialize_keras_object(serialized)
-    assert isinstance(restored, Standardization) and restored.negation_scope == 4
+    assert isinstance(restored, Standardization) and (restored.negation_scope, restored.contrast_scope) == (4, 2)
 
 
 TRAIN = ["Great movie, great acting!", "Awful plot. Awful acting.", "great fun<br />really great"]

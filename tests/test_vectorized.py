@@ -118,7 +118,8 @@ class Terminal(io.StringIO):
 
 def test_vectorize_splits_writes_what_load_split_reads_and_shows_progress(tmp_path, monkeypatch):
     extract(make_archive(tmp_path / "aclImdb_v1.tar.gz"), tmp_path / "reviews")
-    params = parse_params({**yaml.safe_load(committed_params_text()), **TINY_PARAMS, "negation_scope": 2})
+    params = parse_params({**yaml.safe_load(committed_params_text()), **TINY_PARAMS, "negation_scope": 2,
+                           "contrast_scope": 4})
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     stats = vectorize_splits(params, tmp_path / "reviews", tmp_path / "vectorized")
@@ -128,7 +129,8 @@ def test_vectorize_splits_writes_what_load_split_reads_and_shows_progress(tmp_pa
         assert x.shape == (reviews, params.sequence_length) and len(y) == len(ids) == reviews
         tokens, lengths, _, _ = load_ragged(tmp_path / "vectorized", name)
         assert tokens.dtype == np.uint8 and lengths.sum() == tokens.size == (x != 0).sum()
-    assert load_standardization(tmp_path / "vectorized").negation_scope == 2
+    standardization = load_standardization(tmp_path / "vectorized")
+    assert (standardization.negation_scope, standardization.contrast_scope) == (2, 4)
 
 
 def vectorized_ids(folder, name) -> list[str]:
