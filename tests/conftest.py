@@ -87,6 +87,12 @@ def make_project(repo: Path, archive: Path, **overrides) -> Path:
     return repo
 
 
+def pytest_collection_modifyitems(items):
+    """The end-to-end tests first: spread over the workers a file at a time, the longest files
+    then start at once instead of one of them running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def first_run(tmp_path_factory, tiny_archive) -> Path:
     """A project after its first `dvc repro` of every stage, committed; never changed: tests take

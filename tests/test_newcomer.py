@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 CLEAN = "Data and pipelines are up to date."
+TRAIN_SUMMARY = "reports/train/metrics.json"
 
 
 def params(repo) -> dict:
@@ -63,6 +64,28 @@ def test_quiet_stages_print_no_tensorflow_start_up_lines(offline):
     noise = [line for line in log.splitlines()
              if "absl::InitializeLog" in line or "oneDNN custom operations" in line]
     assert noise == []
+
+
+def outputs(lock_text: str) -> dict:
+    """Every stage's outputs in a dvc.lock by path, with their hashes; the train summary's left
+    out, as its fit_seconds is the one figure that differs between identical runs."""
+    stages = yaml.safe_load(lock_text)["stages"].values()
+    return {out["path"]: out for stage in stages for out in stage["outs"] if out["path"] != TRAIN_SUMMARY}
+
+
+def without_timing(summary_text: str) -> dict:
+    summary = json.loads(summary_text)
+    assert summary.pop("fit_seconds") > 0
+    return summary
+
+
+def test_a_run_from_an_empty_cache_gives_the_first_run_s_outputs_to_the_byte(offline, first_run):
+    """Another repo, the same params and data (its archive by another path), every stage run
+    again from nothing: every output hashes the same in dvc.lock (vectorized data, models,
+    reports), and the train summary agrees to the last digit."""
+    assert outputs((offline / "dvc.lock").read_text()) == outputs((first_run / "dvc.lock").read_text())
+    assert without_timing((offline / TRAIN_SUMMARY).read_text()) == without_timing(
+        (first_run / TRAIN_SUMMARY).read_text())
 
 
 def test_a_bad_value_says_it_stays_and_imdb_restore_brings_the_run_back(offline):
@@ -110,18 +133,33 @@ def test_a_wrong_local_archive_fails_in_validate_and_keeps_the_archive(offline, 
     run(["imdb-restore"], offline)
 
 
-def test_a_queued_experiment_finds_the_relative_archive_and_compares_in_exp_show_and_plots_diff(offline):
+def experiment_file(repo, name: str, path: str) -> str:
+    """A file as experiment ``name`` saved it (its git ref, refs/exps/../NAME)."""
+    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], repo).stdout.split()
+    ref, = (ref for ref in refs if ref.endswith(f"/{name}"))
+    return run(["git", "show", f"{ref}:{path}"], repo).stdout
+
+
+def test_a_queued_experiment_reruns_only_what_depends_on_num_heads_and_compares_in_exp_show_and_plots_diff(offline):
     """Queued runs start in a copy under .dvc/tmp/exps: the relative data.url still resolves
-    against the project's root (a change of data.url makes the queued run download again).
-    `dvc exp show` fits 160 columns; `dvc plots diff` draws both experiments' curves."""
-    run(["dvc", "exp", "run", "--queue", "--name", "heads-4", "-S", "num_heads=4", "-S", "data.url=./../aclImdb_v1.tar.gz"],
-        offline)
+    against the project's root (validate checks that archive). Of the stages, only validate and
+    those that read num_heads run again. `dvc metrics diff` and `dvc exp show` (which fits 160
+    columns) compare the two; `dvc plots diff` draws both experiments' curves."""
+    run(["dvc", "exp", "run", "--queue", "--name", "heads-4", "-S", "num_heads=4"], offline)
     run(["dvc", "queue", "start", "--jobs", "1"], offline)
     deadline = time.monotonic() + 600
     while re.search(r"\b(Queued|Running)\b", status := run(["dvc", "queue", "status"], offline).stdout):
         assert time.monotonic() < deadline, status
         time.sleep(3)
-    assert "Success" in status and "Failed" not in status, run(["dvc", "queue", "logs", "heads-4"], offline).stdout
+    log = run(["dvc", "queue", "logs", "heads-4"], offline).stdout
+    assert "Success" in status and "Failed" not in status, log
+    assert ran(log) == {"validate", "train", "evaluate", "plots"}, log
+    test_loss = [json.loads(experiment_file(offline, name, "reports/classification.json"))["test"]["loss"]
+                 for name in ("offline", "heads-4")]
+    assert test_loss[0] != test_loss[1]  # another model (the tiny one's accuracy is the same in both)
+    diff = json.loads(run(["dvc", "metrics", "diff", "offline", "heads-4", "--json", "--all"], offline).stdout)
+    assert set(diff) == {"reports/metrics.json", TRAIN_SUMMARY, "reports/pretrain.json"}  # dataset statistics are no metrics
+    assert diff[TRAIN_SUMMARY]["fit_seconds"]["old"] != diff[TRAIN_SUMMARY]["fit_seconds"]["new"]
     table = run(["dvc", "exp", "show", "--no-pager", "--only-changed"], offline, env={"COLUMNS": "160"}).stdout
     header = table.splitlines()[1]
     assert max(len(line) for line in table.splitlines()) <= 160
