@@ -22,9 +22,33 @@ def test_the_estimate_matches_the_measured_peaks_from_above():
     one, four = peak_bytes(params(num_heads=1)) / GIB, peak_bytes(params(num_heads=4)) / GIB
     assert 3.0 <= one <= 3.6 and 7.9 <= four <= 9.0
     assert peak_bytes(params(pooling="average")) < peak_bytes(params()) / 2  # no attention weights
-    assert peak_bytes(params(pooling="query", num_heads=8)) == peak_bytes(params(pooling="average"))  # (steps) a head
-    assert peak_bytes(params(batch_size=256)) - peak_bytes(params()) == pytest.approx(
-        peak_bytes(params(num_heads=2)) - peak_bytes(params()), rel=1e-9)  # batch x heads
+    # a learned query has (steps) scores a head, and its heads share embed_dim: no more at 8 than at 1
+    assert peak_bytes(params(pooling="query", num_heads=8)) == peak_bytes(params(pooling="query", num_heads=1))
+    assert peak_bytes(params(pooling="average")) < peak_bytes(params(pooling="query"))  # no keys and values
+    # a head more: its (128, 800, 800) weights; twice the batch: those and the activations too
+    head = peak_bytes(params(num_heads=2)) - peak_bytes(params())
+    assert head == pytest.approx(5.5 * 4 * 128 * 800 * 800, rel=1e-9)
+    assert peak_bytes(params(batch_size=256)) - peak_bytes(params()) > head
+
+
+def test_the_activations_match_the_measured_peaks_from_above():
+    """docs/benchmarks.md: the defaults (a learned query) peak at 1.59 GiB; one encoder block
+    peaks at 4.1 GiB with a feed-forward layer of 64 units and 5.0 GiB with one of 1,024."""
+    defaults = parse_params(yaml.safe_load(committed_params_text()))
+    assert 1.59 <= peak_bytes(defaults) / GIB <= 1.9
+    block = {"pooling": "query", "encoder_blocks": 1, "pseudo_label_confidence": 0}
+    narrow, wide = peak_bytes(params(**block, ff_dim=64)) / GIB, peak_bytes(params(**block, ff_dim=1024)) / GIB
+    assert 4.1 <= narrow <= 5.5 and 5.0 <= wide <= 6.5
+    assert 0.9 <= wide - narrow <= 1.1
+
+
+def test_activations_too_big_name_the_batch_and_the_widths_not_the_heads():
+    wide = params(pooling="query", encoder_blocks=1, ff_dim=65_536, attention_block_size=64)
+    with pytest.raises(PipelineError) as info:
+        check_memory(wide, available=16 * GIB)
+    assert str(info.value).endswith("is available: lower batch_size (128), sequence_length (800), ff_dim (65536) or "
+                                    "encoder_blocks (1); each layer holds batch_size x sequence_length x its width "
+                                    "of values"), str(info.value)
 
 
 def test_a_configuration_that_does_not_fit_fails_naming_the_params_to_change():

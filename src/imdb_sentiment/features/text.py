@@ -169,7 +169,8 @@ def vectorize_counting(vectorizer, texts: list[str], sequence_length: int, batch
 
 def token_counts(texts: list[str], batch_size: int = 2048, ngrams: int = 1) -> np.ndarray:
     """Number of tokens of each review after standardization, before truncation: its words,
-    plus its runs of 2..``ngrams`` words (the same at every ``negation_scope``)."""
+    plus its runs of 2..``ngrams`` words (the same at every ``negation_scope`` and
+    ``contrast_scope``: their marks prefix words and never add any)."""
     counts = []
     for i in range(0, len(texts), batch_size):
         tokens = tf.strings.split(Standardization()(tf.constant(texts[i:i + batch_size])))

@@ -2,14 +2,18 @@
 stage runs, so that a configuration too big for the machine fails at once with a message that
 names the params to change, instead of being killed by the kernel an hour in.
 
-The attention layer materializes its (batch, heads, steps, steps) scores and weights, several
-times over forward and backward; everything else the stage holds is about the same at any
-number of heads. Measured peaks of the train stage (batch 128, 800 tokens, docs/benchmarks.md):
-3.0 GiB at one head and 7.9 GiB at four for the defaults, 2.5 and 7.2 GiB without self-training,
-3.6 and 8.3 GiB with a million-row pair table: about 1.6 GiB a head, that is 5.2 float32 copies
-of 128 x 800 x 800 weights. The estimate takes 5.5 copies, the widest batch at
-``sequence_length`` (the longest length group), and adds a fixed part for TensorFlow, the
-padded splits and the embedding tables with their Adam moments.
+Two parts grow with a batch. The attention layer materializes its (batch, heads, steps, steps)
+scores and weights, several times over forward and backward. Measured peaks of the train stage
+(batch 128, 800 tokens, self-attention pooling, docs/benchmarks.md): 3.0 GiB at one head and
+7.9 GiB at four, 2.5 and 7.2 GiB without self-training, 3.6 and 8.3 GiB with a million-row pair
+table: about 1.6 GiB a head, that is 5.2 float32 copies of 128 x 800 x 800 weights. The
+estimate takes 5.5 copies, the widest batch at ``sequence_length`` (the longest length group).
+Every layer also holds (batch, steps, width) activations: an encoder block's feed-forward layer
+of 1,024 against 64 units measured 0.90 GiB more (5.0 against 4.1 GiB, one block, batch 128,
+800 tokens), 2.5 float32 copies a unit, which the estimate takes for every width a token has.
+A fixed part covers TensorFlow, the padded splits and the embedding tables with their Adam
+moments; with it the estimate is 1.61 GiB for the defaults, whose measured peaks are 1.56-1.61
+GiB.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from imdb_sentiment.params import Params
 
 GIB = 1 << 30
 ATTENTION_COPIES = 5.5  # (batch, heads, steps, steps) float32 tensors alive at a step's peak
-BASE = 1.1 * GIB  # TensorFlow, Python, the model's small weights, dvclive
+ACTIVATION_COPIES = 2.5  # float32 copies of each (batch, steps) unit of width: values, gradients
+BASE = 1.2 * GIB  # TensorFlow, Python, the model's small weights, dvclive
 REVIEWS = 75_000  # training, validation and unlabeled reviews, held padded as int32
 _MEMINFO = Path("/proc/meminfo")
 _CGROUP_LIMIT = Path("/sys/fs/cgroup/memory.max")  # cgroup v2: a container's limit
@@ -43,16 +48,35 @@ def _attention_bytes(params: Params, batch: int, heads: int) -> float:
     return ATTENTION_COPIES * 4 * batch * heads * steps * keys
 
 
-def peak_bytes(params: Params) -> int:
-    """The estimated peak resident memory of the train stage under ``params``."""
-    steps = _steps(params)
-    # pooling: query has (steps) scores a head, not (steps x steps): nothing to count
-    heads = params.encoder_blocks * params.encoder_heads + (params.num_heads if params.pooling == "attention" else 0)
-    attention = _attention_bytes(params, params.batch_size, heads)  # each encoder block attends too
+def _token_width(params: Params) -> int:
+    """The float32 values a token holds through the classifier's layers: its embeddings, each
+    encoder block's projections, residual sums, norms and feed-forward layer, the pooling's
+    keys and values, the n-gram branch's ratios and weights."""
+    e = params.embedding_dim
+    width = e * (1 + 2 * bool(params.bigram_buckets) + (params.position_embedding != "none"))
+    width += params.encoder_blocks * (8 * e + params.ff_dim)
+    width += {"average": 0, "query": 2, "attention": 5}[params.pooling] * params.embed_dim
+    return width + 2 * params.nb_ngrams
+
+
+def _activation_bytes(params: Params) -> float:
+    return ACTIVATION_COPIES * 4 * params.batch_size * _steps(params) * _token_width(params)
+
+
+def _fixed_bytes(params: Params) -> float:
+    """What the stage holds at any batch size: the base, the padded reviews, the tables."""
     tables = 4 * (params.nb_buckets * 2 if params.nb_ngrams else 0) + 4 * params.bigram_buckets * params.embedding_dim
     # the fold ratios, and the fold-by-fold counts (two classes each) they are made from
     folds = 4 * params.nb_buckets * 3 * params.nb_folds if params.nb_ngrams else 0
-    return int(BASE + 4 * REVIEWS * steps + 3 * tables + folds + attention)  # a table, its two Adam moments
+    return BASE + 4 * REVIEWS * _steps(params) + 3 * tables + folds  # a table, its two Adam moments
+
+
+def peak_bytes(params: Params) -> int:
+    """The estimated peak resident memory of the train stage under ``params``."""
+    # pooling: query has (steps) scores a head, not (steps x steps): nothing to count
+    heads = params.encoder_blocks * params.encoder_heads + (params.num_heads if params.pooling == "attention" else 0)
+    attention = _attention_bytes(params, params.batch_size, heads)  # each encoder block attends too
+    return int(_fixed_bytes(params) + _activation_bytes(params) + attention)
 
 
 PRETRAIN_COPIES = 4  # (batch, steps, pretrain_vocabulary) float32 tensors: logits, softmax, their gradients
@@ -111,6 +135,11 @@ def check_memory(params: Params, available: int | None = None) -> None:
     if peak_bytes(replace(params, nb_buckets=1, bigram_buckets=0)) <= available:  # the tables make it too big
         raise PipelineError(start + f"lower nb_buckets ({params.nb_buckets}) or bigram_buckets "
                                     f"({params.bigram_buckets}); each row is kept with its two Adam moments")
+    if _fixed_bytes(params) + _activation_bytes(params) > available:  # too big even without the attention weights
+        widths = f", ff_dim ({params.ff_dim}) or encoder_blocks ({params.encoder_blocks})" if params.encoder_blocks else ""
+        raise PipelineError(
+            start + f"lower batch_size ({params.batch_size}), sequence_length ({params.sequence_length}){widths}; "
+            f"each layer holds batch_size x sequence_length x its width of values")
     raise PipelineError(
         start + f"lower batch_size ({params.batch_size}), num_heads ({params.num_heads}) or sequence_length "
         f"({params.sequence_length}), or set attention_block_size; the attention holds batch_size x num_heads "
