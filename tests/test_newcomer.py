@@ -159,7 +159,9 @@ def test_a_queued_experiment_reruns_only_what_depends_on_num_heads_and_compares_
     assert test_loss[0] != test_loss[1]  # another model (the tiny one's accuracy is the same in both)
     diff = json.loads(run(["dvc", "metrics", "diff", "offline", "heads-4", "--json", "--all"], offline).stdout)
     assert set(diff) == {"reports/metrics.json", TRAIN_SUMMARY, "reports/pretrain.json"}  # dataset statistics are no metrics
-    assert diff[TRAIN_SUMMARY]["fit_seconds"]["old"] != diff[TRAIN_SUMMARY]["fit_seconds"]["new"]
+    assert {side: diff[TRAIN_SUMMARY]["fit_seconds"][side] for side in ("old", "new")} == {
+        side: json.loads(experiment_file(offline, name, TRAIN_SUMMARY))["fit_seconds"]
+        for side, name in (("old", "offline"), ("new", "heads-4"))}
     table = run(["dvc", "exp", "show", "--no-pager", "--only-changed"], offline, env={"COLUMNS": "160"}).stdout
     header = table.splitlines()[1]
     assert max(len(line) for line in table.splitlines()) <= 160

@@ -1,7 +1,9 @@
-"""The classifier: Embedding (+ word pairs, + positions) (-> encoder blocks) -> CustomMultiheadAttention
--> average over the positions -> Dropout -> Dense(1), trained on logits with binary cross-entropy and Adam.
+"""The classifier: Embedding (+ word pairs, + positions) (-> encoder blocks) -> a pooling
+(CustomMultiheadAttention with one learned query, or its self-attention averaged over the
+positions, or a plain average) -> Dropout -> Dense(1), plus the n-gram branch's logit; trained
+on logits with binary cross-entropy and Adam.
 
-The averaging is the attention layer's ``pool_queries``: the same numbers as a
+The self-attention's averaging is the attention layer's ``pool_queries``: the same numbers as a
 ``GlobalAveragePooling1D`` after it (tests/test_attention.py checks), at a third of the cost.
 """
 
@@ -23,17 +25,10 @@ from imdb_sentiment.features.text import PAD
 LENGTH_STEP = 32  # trimmed batches are cut to a multiple of this many tokens: few distinct shapes
 
 
-def build_model(params: Params, vocabulary_size: int) -> keras.Model:
-    """The classifier for token ids of any length; outputs one logit per review. The layer
-    before the pooling is the last of ``embedding``, ``words_and_pairs``, ``positions``,
-    ``encoder_1`` ... ``encoder_<encoder_blocks>``.
-
-    With ``use_mask`` the embedding marks token id 0 as padding, the attention ignores it and
-    the pooling averages over real tokens only. Without it, the original script's behaviour.
-    ``pooling: average`` replaces the attention by a plain average of the token vectors;
-    ``pooling: query`` pools with one learned query (``CustomMultiheadAttention``'s ``learned_query``).
-    """
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+def build_body(params: Params, vocabulary_size: int, tokens: keras.KerasTensor) -> keras.KerasTensor:
+    """The vectors the pooling reads, (batch, steps, embedding_dim), from ``tokens``: the layers
+    ``embedding``, ``bigrams`` and ``words_and_pairs``, ``positions``, ``encoder_1`` ...
+    ``encoder_<encoder_blocks>``, as params say (the pretrain stage trains these alone)."""
     x = keras.layers.Embedding(
         vocabulary_size, params.embedding_dim, mask_zero=params.use_mask, name="embedding"
     )(tokens)
@@ -46,6 +41,20 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
     for block in range(1, params.encoder_blocks + 1):
         x = EncoderBlock(params.encoder_heads, params.ff_dim, params.encoder_dropout, params.attention_block_size,
                          name=f"encoder_{block}")(x)
+    return x
+
+
+def build_model(params: Params, vocabulary_size: int) -> keras.Model:
+    """The classifier for token ids of any length; outputs one logit per review. Before the
+    pooling: :func:`build_body`.
+
+    With ``use_mask`` the embedding marks token id 0 as padding, the attention ignores it and
+    the pooling averages over real tokens only. Without it, the original script's behaviour.
+    ``pooling: average`` replaces the attention by a plain average of the token vectors;
+    ``pooling: query`` pools with one learned query (``CustomMultiheadAttention``'s ``learned_query``).
+    """
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = build_body(params, vocabulary_size, tokens)
     if params.pooling == "average":  # the ablation: every real token weighs the same
         x = keras.layers.GlobalAveragePooling1D(name="average")(x)
     else:  # attention: self-attention averaged over the positions; query: one learned query

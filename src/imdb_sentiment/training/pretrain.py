@@ -1,7 +1,7 @@
 """Self-supervised pretraining of the classifier's body on the reviews themselves: masked words.
 
 The body is what comes before the pooling: the word embedding, the position embedding and the
-encoder blocks (:func:`imdb_sentiment.model.classifier.build_model`, ``encoder_blocks`` > 0). Here
+encoder blocks (:func:`imdb_sentiment.model.classifier.build_body`, ``encoder_blocks`` > 0). Here
 it learns to fill in hidden words (BERT's masked-word objective, Devlin et al. 2019) on the
 training and unlabeled reviews, never the validation or test ones; the train stage then starts
 its classifiers from these weights instead of random ones (self-pretraining on the task's own
@@ -30,8 +30,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from imdb_sentiment.features.text import OOV, PAD
-from imdb_sentiment.model.body import is_body_layer
-from imdb_sentiment.model.classifier import build_model
+from imdb_sentiment.model.classifier import build_body
 from imdb_sentiment.params import Params
 from imdb_sentiment.training.fit import batches, set_seed, steps_per_epoch
 from imdb_sentiment.training.memory import PRETRAIN_BATCH as BATCH
@@ -40,9 +39,8 @@ from imdb_sentiment.training.memory import PRETRAIN_BATCH as BATCH
 def body_model(params: Params, vocabulary_size: int) -> keras.Model:
     """Token ids -> the vectors the classifier's pooling reads, (batch, steps, embedding_dim),
     with the classifier's layer names."""
-    classifier = build_model(params, vocabulary_size)
-    last = [layer for layer in classifier.layers if is_body_layer(layer.name)][-1]
-    return keras.Model(classifier.input, last.output, name="body")
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    return keras.Model(tokens, build_body(params, vocabulary_size, tokens), name="body")
 
 
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
