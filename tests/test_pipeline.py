@@ -286,6 +286,9 @@ def test_a_killed_stage_leaves_no_output_and_imdb_restore_brings_the_last_good_o
             assert not (crashed / out).exists(), f"{stage} killed, yet {out} exists"
     restore_last_good_outputs(crashed)
     assert {path: path.read_bytes() for path in last_good} == last_good
+    assert list((crashed / "reports").glob(".tmp-*"))  # killed at the rename: the temporaries stay, ...
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], crashed).stdout
+    assert status == "", status  # ... out of git's way until the stage's next run removes them
 
 
 def test_a_fresh_clone_runs_any_stage_first_and_diffs_committed_plots(repo, tmp_path, tiny_archive):
