@@ -87,6 +87,18 @@ def make_project(repo: Path, archive: Path, **overrides) -> Path:
     return repo
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`--numprocesses=auto` (pyproject.toml): a worker a core this process may run on (its
+    affinity, which a container narrows; xdist's own count is the host's), and at most one per
+    2 GiB of available memory, as each worker imports TensorFlow and runs stages that do too."""
+    from imdb_sentiment.training.memory import GIB, available_bytes
+
+    cores = len(os.sched_getaffinity(0))
+    memory = available_bytes()
+    return max(1, min(cores, cores if memory is None else memory // (2 * GIB)))
+
+
 def pytest_collection_modifyitems(items):
     """The end-to-end tests first: spread over the workers a file at a time, the longest files
     then start at once instead of one of them running alone at the end."""
