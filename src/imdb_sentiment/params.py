@@ -33,7 +33,7 @@ ORIGINAL_CONFIGURATION = {
     "max_features": 10000, "sequence_length": 250, "ngrams": 1, "negation_scope": 0, "contrast_scope": 0,
     "bigram_buckets": 0, "nb_ngrams": 0,
     "embedding_dim": 16, "position_embedding": "none", "encoder_blocks": 0, "pooling": "attention", "embed_dim": 512,
-    "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2, "use_mask": True, "batch_size": 32,
+    "squared_keys": False, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2, "use_mask": True, "batch_size": 32,
     "epochs": 10, "patience": 0, "learning_rate": 0.001, "lr_schedule": "constant", "weight_decay": 0.0,
     "lazy_updates": False, "refit": False, "pseudo_label_confidence": 0.0, "validation_split": 0.2,
 }
@@ -69,6 +69,7 @@ class Params:
     pretrain_vocabulary: int
     pretrain_learning_rate: float
     pooling: str
+    squared_keys: bool
     embed_dim: int
     num_heads: int
     dropout: float
@@ -190,6 +191,7 @@ def parse_params(raw: Any) -> Params:
         pretrain_vocabulary=_int(raw, "pretrain_vocabulary", minimum=3),
         pretrain_learning_rate=_float(raw, "pretrain_learning_rate", 0.0, 1.0, low_open=True, high_open=False),
         pooling=_choice(raw, "pooling", POOLINGS),
+        squared_keys=_bool(raw, "squared_keys"),
         embed_dim=_int(raw, "embed_dim"),
         num_heads=_int(raw, "num_heads"),
         dropout=_float(raw, "dropout", 0.0, 1.0, low_open=False, high_open=True),

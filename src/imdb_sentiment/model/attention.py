@@ -23,6 +23,12 @@ keys at a time, with an online softmax and a backward pass that recomputes each 
 (:mod:`imdb_sentiment.model.blocked`): the same numbers, without the (steps x steps) weights in
 memory. The explicit form (``block_size`` 0) stays for dropout on the weights and for the
 weights themselves (``return_attention_scores``, the figures).
+
+With ``squared_keys`` each key is its projection squared, element by element: a query then
+weighs a word by a sum of squares of its projections, which grows with how far the word lies
+along them either way. A linear key against a learned query can only favour words on one side of
+a direction (the positive ones, say), which helps the reviews of one class as much as it hurts
+the other's; a squared key can favour the words that are strongly either, for every review alike.
 """
 
 from __future__ import annotations
@@ -47,10 +53,12 @@ class CustomMultiheadAttention(keras.layers.Layer):
         block_size: > 0: attention computed this many keys at a time (no dropout then).
         learned_query: one trained query instead of the positions' own, ``(batch, embed_dim)``
             out; it starts at zero, where every word weighs the same (the plain average).
+        squared_keys: square the key projections element-wise (a sign-blind salience).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0,
-                 pool_queries: bool = False, block_size: int = 0, learned_query: bool = False, **kwargs):
+                 pool_queries: bool = False, block_size: int = 0, learned_query: bool = False,
+                 squared_keys: bool = False, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads != 0:
             raise ValueError(
@@ -68,6 +76,7 @@ class CustomMultiheadAttention(keras.layers.Layer):
         self.dropout = dropout
         self.pool_queries = pool_queries
         self.learned_query = learned_query
+        self.squared_keys = squared_keys
         # Made, and left unbuilt, for a learned query too: its initializers draw their seeds from the
         # global seed now, and skipping it would give every weight after it other initial values.
         self.query_dense = keras.layers.Dense(embed_dim, name="query")
@@ -114,7 +123,8 @@ class CustomMultiheadAttention(keras.layers.Layer):
 
     def call(self, inputs, mask=None, training=None, return_attention_scores=False):
         """``mask``: (batch, steps) or (batch, steps, steps), true where a key may be attended."""
-        key = self.split_heads(self.key_dense(inputs))
+        key = self.key_dense(inputs)
+        key = self.split_heads(key * key if self.squared_keys else key)
         value = self.split_heads(self.value_dense(inputs))
         if self.learned_query:
             if mask is not None and len(mask.shape) == 3:
@@ -194,4 +204,5 @@ class CustomMultiheadAttention(keras.layers.Layer):
             "pool_queries": self.pool_queries,
             "block_size": self.block_size,
             "learned_query": self.learned_query,
+            "squared_keys": self.squared_keys,
         }

@@ -61,7 +61,7 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
         x = CustomMultiheadAttention(
             params.embed_dim, params.num_heads, dropout=params.attention_dropout,
             pool_queries=params.pooling == "attention", learned_query=params.pooling == "query",
-            block_size=params.attention_block_size, name="attention",
+            block_size=params.attention_block_size, squared_keys=params.squared_keys, name="attention",
         )(x)
     x = keras.layers.Dropout(params.dropout, name="dropout")(x)
     logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # float32 under mixed precision
