@@ -29,8 +29,9 @@ def _key_mask():
     return np.arange(7)[None, :] < lengths[:, None]
 
 
-def _layer(dropout=0.0, seed=1, width=F, pool_queries=False, learned_query=False):
-    layer = CustomMultiheadAttention(E, H, dropout=dropout, pool_queries=pool_queries, learned_query=learned_query)
+def _layer(dropout=0.0, seed=1, width=F, pool_queries=False, learned_query=False, squared_keys=False):
+    layer = CustomMultiheadAttention(E, H, dropout=dropout, pool_queries=pool_queries, learned_query=learned_query,
+                                     squared_keys=squared_keys)
     layer.build((None, None, width))
     rng = np.random.default_rng(seed)
     projections = (layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense)
@@ -310,8 +311,8 @@ def test_the_blocked_form_keeps_its_block_in_the_config_and_refuses_dropout():
     assert weights.shape == (3, H, 7, 7)
 
 
-def _query_layer(seed=1, width=F, query_scale=1.0):
-    layer = _layer(seed=seed, width=width, learned_query=True)
+def _query_layer(seed=1, width=F, query_scale=1.0, squared_keys=False):
+    layer = _layer(seed=seed, width=width, learned_query=True, squared_keys=squared_keys)
     layer.query.assign(np.random.default_rng(seed + 1).normal(scale=query_scale, size=E).astype("float32"))
     return layer
 
@@ -360,3 +361,22 @@ def test_a_learned_query_gets_a_gradient_from_zero_and_keeps_its_kind_in_the_con
     assert moving == {"query", "value/kernel", "value/bias", "output/kernel", "output/bias"}
     rebuilt = CustomMultiheadAttention.from_config(layer.get_config())
     assert rebuilt.learned_query and rebuilt.compute_output_shape((3, 7, F)) == (3, E)
+
+
+def test_squared_keys_weigh_each_word_by_the_squares_of_its_key_projections_whatever_their_sign():
+    layer, x, mask = _query_layer(squared_keys=True), _inputs(), _key_mask()
+    _, weights = layer(x, mask=mask, return_attention_scores=True)
+    keys = (np.asarray(layer.key_dense(x)) ** 2).reshape(3, 7, H, D)
+    scores = np.einsum("bkhd,hd->bhk", keys, np.asarray(layer.query).reshape(H, D)) / np.sqrt(D)
+    expected = np.where(mask[:, None, :], np.exp(scores - scores.max(axis=2, keepdims=True)), 0.0)
+    np.testing.assert_allclose(np.asarray(weights)[:, :, 0, :], expected / expected.sum(axis=2, keepdims=True),
+                               rtol=1e-5, atol=1e-6)
+    # With no key bias, a word and its opposite (-x) weigh the same; linear keys tell them apart.
+    linear = _query_layer()
+    for dense in (layer.key_dense, linear.key_dense):
+        dense.bias.assign(np.zeros(E, "float32"))
+    opposite = np.concatenate([x[:1, :1], -x[:1, :1]], axis=1)  # one review: a word, then its opposite
+    for squared, model in ((True, layer), (False, linear)):
+        pair = np.asarray(model(opposite, return_attention_scores=True)[1])[0, :, 0, :]
+        assert np.allclose(pair[:, 0], pair[:, 1]) == squared
+    assert CustomMultiheadAttention.from_config(layer.get_config()).squared_keys

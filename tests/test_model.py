@@ -509,3 +509,9 @@ def test_weights_are_restored_by_path_and_a_mismatch_is_refused():
         weights_by_path(model, renamed)
     with pytest.raises(ValueError, match="has shape"):
         weights_by_path(model, {**saved, query: saved[query][:, :1]})
+
+
+def test_squared_keys_reach_the_pooling_attention_and_its_config():
+    model = build_model(make_params(squared_keys=True), vocabulary_size=VOCAB)
+    assert model.get_layer("attention").get_config()["squared_keys"]
+    assert not build_model(make_params(), vocabulary_size=VOCAB).get_layer("attention").squared_keys
