@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
+TRAIN_SUMMARY = "reports/train/metrics.json"  # dvclive's summary of the train stage: a DVC metric
 PROJECT_FILES = ("dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "stages", "src")
 
 # Small enough for CI's two cores; the layer keeps its shape (embed_dim split over heads).

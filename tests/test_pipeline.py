@@ -14,7 +14,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import command_env, copy_project, ran, run, sha256
+from conftest import TRAIN_SUMMARY, command_env, copy_project, ran, run, sha256
 from imdb_sentiment.features.vectorized import load_split
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,6 @@ pytestmark = pytest.mark.slow
 STAGES = ("validate", "download", "extract", "vectorize", "pretrain", "train", "evaluate", "plots")
 
 
-TRAIN_SUMMARY = "reports/train/metrics.json"
 TRAIN_CURVES = "reports/train/plots/metrics"
 CURVES = (f"{TRAIN_CURVES}/supervised/loss.tsv", f"{TRAIN_CURVES}/self_trained/val_accuracy.tsv")
 
