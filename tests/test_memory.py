@@ -25,6 +25,8 @@ def test_the_estimate_matches_the_measured_peaks_from_above():
     # a learned query has (steps) scores a head, and its heads share embed_dim: no more at 8 than at 1
     assert peak_bytes(params(pooling="query", num_heads=8)) == peak_bytes(params(pooling="query", num_heads=1))
     assert peak_bytes(params(pooling="average")) < peak_bytes(params(pooling="query"))  # no keys and values
+    squared = peak_bytes(params(pooling="query", squared_keys=True)) - peak_bytes(params(pooling="query"))
+    assert squared == pytest.approx(2.5 * 4 * 128 * 800 * 32, rel=1e-9)  # one (batch, steps, embed_dim) more
     # a head more: its (128, 800, 800) weights; twice the batch: those and the activations too
     head = peak_bytes(params(num_heads=2)) - peak_bytes(params())
     assert head == pytest.approx(5.5 * 4 * 128 * 800 * 800, rel=1e-9)

@@ -51,11 +51,13 @@ def _attention_bytes(params: Params, batch: int, heads: int) -> float:
 def _token_width(params: Params) -> int:
     """The float32 values a token holds through the classifier's layers: its embeddings, each
     encoder block's projections, residual sums, norms and feed-forward layer, the pooling's
-    keys and values, the n-gram branch's ratios and weights."""
+    keys (and their squares, with ``squared_keys``) and values, the n-gram branch's ratios and
+    weights."""
     e = params.embedding_dim
     width = e * (1 + 2 * bool(params.bigram_buckets) + (params.position_embedding != "none"))
     width += params.encoder_blocks * (8 * e + params.ff_dim)
-    width += {"average": 0, "query": 2, "attention": 5}[params.pooling] * params.embed_dim
+    if params.pooling != "average":
+        width += ({"query": 2, "attention": 5}[params.pooling] + params.squared_keys) * params.embed_dim
     return width + 2 * params.nb_ngrams
 
 
