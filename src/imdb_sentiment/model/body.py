@@ -17,21 +17,19 @@ from imdb_sentiment.errors import PipelineError
 from imdb_sentiment.outputs import atomic_path, write_json
 
 WEIGHTS = "body.npz"
-BODY_LAYERS = ("embedding", "bigrams", "positions")  # and every encoder_<n>
+BODY_OUTPUT = "body"  # the weightless layer the body ends in: every weight before it is the body's
 
 
-def is_body_layer(name: str) -> bool:
-    return name in BODY_LAYERS or name.startswith("encoder_")
-
-
-def _body_weights(model: keras.Model) -> list:
-    return [w for w in model.weights if is_body_layer(w.path.split("/")[0])]
+def body_weights(model: keras.Model) -> list:
+    """The weights of every layer between ``model``'s token input and its ``body`` layer."""
+    tokens = model.get_layer("tokens").output
+    return keras.Model(tokens, model.get_layer(BODY_OUTPUT).output).weights
 
 
 def save_body_weights(model: keras.Model, folder: Path, summary: dict) -> None:
     """``folder/body.npz``: the body's weights by Keras path (the output layer's left out), and
     ``folder/pretraining.json``: ``summary``."""
-    weights = {w.path: np.asarray(w) for w in _body_weights(model)}
+    weights = {w.path: np.asarray(w) for w in body_weights(model)}
     with atomic_path(folder, directory=True) as tmp:
         np.savez(tmp / WEIGHTS, **weights)
         write_json(tmp / "pretraining.json", summary)
@@ -44,7 +42,7 @@ def load_body_weights(model: keras.Model, folder: Path) -> int:
     if not path.is_file():
         return 0
     saved = dict(np.load(path))
-    body = _body_weights(model)
+    body = body_weights(model)
     missing = sorted({w.path for w in body} - set(saved))
     if missing or len(saved) != len(body):
         raise PipelineError(f"{path} does not match the classifier's body (missing {missing or 'none'}); "

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from imdb_sentiment.model.attention import CustomMultiheadAttention
 from imdb_sentiment.model.batching import length_batches
+from imdb_sentiment.model.body import BODY_OUTPUT
 from imdb_sentiment.model.optimizer import LazyAdamW
 from imdb_sentiment.model.naive_bayes import NaiveBayesNgrams
 from imdb_sentiment.params import Params
@@ -28,7 +29,8 @@ LENGTH_STEP = 32  # trimmed batches are cut to a multiple of this many tokens: f
 def build_body(params: Params, vocabulary_size: int, tokens: keras.KerasTensor) -> keras.KerasTensor:
     """The vectors the pooling reads, (batch, steps, embedding_dim), from ``tokens``: the layers
     ``embedding``, ``bigrams`` and ``words_and_pairs``, ``positions``, ``encoder_1`` ...
-    ``encoder_<encoder_blocks>``, as params say (the pretrain stage trains these alone)."""
+    ``encoder_<encoder_blocks>``, as params say (the pretrain stage trains these alone), ending
+    in the weightless layer :data:`BODY_OUTPUT` that marks where the body ends."""
     x = keras.layers.Embedding(
         vocabulary_size, params.embedding_dim, mask_zero=params.use_mask, name="embedding"
     )(tokens)
@@ -41,7 +43,7 @@ def build_body(params: Params, vocabulary_size: int, tokens: keras.KerasTensor) 
     for block in range(1, params.encoder_blocks + 1):
         x = EncoderBlock(params.encoder_heads, params.ff_dim, params.encoder_dropout, params.attention_block_size,
                          name=f"encoder_{block}")(x)
-    return x
+    return keras.layers.Identity(name=BODY_OUTPUT)(x)
 
 
 def build_model(params: Params, vocabulary_size: int) -> keras.Model:

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from imdb_sentiment.features.text import PAD
+from imdb_sentiment.model.body import BODY_OUTPUT
 
 
 def attention_maps(model, token_ids: np.ndarray) -> np.ndarray:
@@ -29,23 +30,16 @@ def attention_maps(model, token_ids: np.ndarray) -> np.ndarray:
 
 
 def _vectors(model, tokens: np.ndarray) -> np.ndarray:
-    """(1, steps, features): the word vectors the attention reads."""
-    return np.asarray(keras.Model(model.input, _layer_before_attention(model).output)(tokens))
+    """(1, steps, features): the word vectors the attention reads: word embeddings, plus pairs, plus
+    positions, through the encoder blocks (then a position's vector holds its context, and its part
+    of the logit is that position's, context included)."""
+    return np.asarray(keras.Model(model.input, model.get_layer(BODY_OUTPUT).output)(tokens))
 
 
 def _weights(model, tokens: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     mask = model.get_layer("embedding").compute_mask(tokens)
     _, weights = model.get_layer("attention")(vectors, mask=mask, return_attention_scores=True)
     return np.asarray(weights)[0]
-
-
-def _layer_before_attention(model):
-    """The vectors the pooling reads: word embeddings, plus pairs, plus positions, through the
-    encoder blocks (then a position's vector holds its context, and its part of the logit is
-    that position's, context included)."""
-    names = [layer.name for layer in model.layers]
-    encoders = [n for n in names if n.startswith("encoder_")]
-    return model.get_layer([n for n in ("embedding", "words_and_pairs", "positions", *encoders) if n in names][-1])
 
 
 def token_importance(weights: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ def body_model(params: Params, vocabulary_size: int) -> keras.Model:
     """Token ids -> the vectors the classifier's pooling reads, (batch, steps, embedding_dim),
     with the classifier's layer names."""
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    return keras.Model(tokens, build_body(params, vocabulary_size, tokens), name="body")
+    return keras.Model(tokens, build_body(params, vocabulary_size, tokens), name="classifier_body")
 
 
 @keras.saving.register_keras_serializable(package="imdb_sentiment")
