@@ -161,3 +161,54 @@ def test_head_agreement_tells_copied_heads_from_different_ones(pooling):
     assert copy_correlation == pytest.approx(1.0) and copy_divergence == pytest.approx(0.0, abs=1e-6)
     lines = agreement.report(stats)
     assert lines[1].split() == ["head", "words", "read", "top", "word"] and lines[-1].startswith("mean")
+
+
+def test_a_one_head_query_over_word_vectors_is_a_weighted_average_of_its_one_word_logits(tmp_path, capsys,
+                                                                                          monkeypatch):
+    import sys
+
+    from imdb_sentiment.features.vectorized import write_split
+    from imdb_sentiment.model.classifier import build_model, predict_logits
+    from imdb_sentiment.model.saving import save_model
+
+    check = load_benchmark("attention_as_average")
+    rng = np.random.default_rng(5)
+
+    def peaked_model(**changes):
+        raw = yaml.safe_load(committed_params_text())
+        raw.update(embedding_dim=8, embed_dim=8, num_heads=1, nb_ngrams=0, squared_keys=True, sequence_length=12)
+        model = build_model(parse_params({**raw, **changes}), vocabulary_size=30)
+        embedding = model.get_layer("embedding").embeddings
+        embedding.assign(rng.normal(scale=2.0, size=embedding.shape))
+        attention = model.get_layer("attention")
+        attention.query.assign(rng.normal(scale=2.0, size=8).astype("float32"))  # with two heads, each its half
+        attention.value_dense.bias.assign(rng.normal(size=8).astype("float32"))
+        model.get_layer("logit").bias.assign([0.7])  # biases come inside the average
+        return model
+
+    x = np.where(np.arange(12)[None, :] < rng.integers(1, 13, size=(40, 1)), rng.integers(1, 30, size=(40, 12)), 0)
+    x = x.astype(np.int32)
+    y = rng.integers(0, 2, size=40)
+    model = peaked_model()
+    assert check.why_not_word_level(model) == ""
+    one_word, score = check.word_tables(model)
+    logits = predict_logits(model, x)
+    np.testing.assert_allclose(check.weighted_average_logits(x, one_word, score), logits, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(check.average_decides_positive(x, one_word, score), logits > 0)
+    plain = np.nanmean(np.where(x != 0, one_word[x], np.nan), axis=1)
+    assert np.max(np.abs(plain - logits)) > 0.1  # the weights are not even: the identity is not a plain mean's
+
+    save_model(model, ["", "[UNK]"] + [f"w{i}" for i in range(28)], 12, 1, tmp_path / "model")
+    (tmp_path / "vectorized").mkdir()
+    write_split(tmp_path / "vectorized" / "validation.npz", x, y, np.arange(40), 30)
+    monkeypatch.setattr(sys, "argv", ["attention_as_average.py", str(tmp_path / "model"), str(tmp_path / "vectorized")])
+    check.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "reviews: 40" and float(lines[1].split(":")[1].split()[0]) < 1e-4
+    assert lines[2].endswith("1.0000")
+
+    two_heads = peaked_model(num_heads=2)  # each head's weights of its own: no single weighted average
+    assert "2 heads" in check.why_not_word_level(two_heads)
+    one_word, score = check.word_tables(two_heads)
+    assert np.max(np.abs(check.weighted_average_logits(x, one_word, score) - predict_logits(two_heads, x))) > 1e-2
+    assert "bigrams" in check.why_not_word_level(peaked_model(bigram_buckets=64))
