@@ -27,9 +27,7 @@ evenly (what the query's weighting adds to them).
 
 from __future__ import annotations
 
-import argparse
 import warnings
-from pathlib import Path
 
 from imdb_sentiment import cli
 
@@ -41,9 +39,9 @@ from imdb_sentiment.features.text import PAD  # noqa: E402
 from imdb_sentiment.features.vectorized import load_split  # noqa: E402
 from imdb_sentiment.model.classifier import predict_logits  # noqa: E402
 from imdb_sentiment.model.saving import load_classifier  # noqa: E402
-from imdb_sentiment.plots.explain import attention_maps  # noqa: E402
 
-CONTEXT_LAYERS = ("bigrams", "positions", "encoder_1", "naive_bayes")
+BEYOND_ONE_WORD = {"bigrams": "word pairs (bigram_buckets)", "positions": "positions (position_embedding)",
+                   "encoder_1": "encoder blocks (encoder_blocks)", "naive_bayes": "n-gram branch (nb_ngrams)"}
 
 
 def why_not_word_level(model) -> str:
@@ -56,25 +54,30 @@ def why_not_word_level(model) -> str:
         return "its pooling is not a learned query (pooling: query)"
     if attention.num_heads != 1:
         return f"it has {attention.num_heads} heads, each with weights of its own (num_heads: 1)"
-    found = [name for name in CONTEXT_LAYERS if name in names]
+    found = [what for name, what in BEYOND_ONE_WORD.items() if name in names]
     if found:
-        return f"its {', '.join(found)} make a word's part depend on more than the word"
+        return f"its {' and '.join(found)} give the logit more than each word alone"
     return ""
 
 
 def word_tables(model) -> tuple[np.ndarray, np.ndarray]:
     """(L, g) over the token ids 0 ... vocabulary - 1: each word's one-word logit and its score
-    under the query, up to a constant (the log of its weight in a review of every word once);
-    nan at the padding id."""
-    vocabulary = model.get_layer("embedding").input_dim
-    ids = np.arange(1, vocabulary, dtype=np.int32)
+    under the query, computed from the layer's weights in float64 (a softmax over the whole
+    vocabulary would underflow); nan at the padding id."""
+    table = model.get_layer("embedding").embeddings
+    ids = np.arange(1, table.shape[0], dtype=np.int32)
     with warnings.catch_warnings():  # Keras warns of a softmax over one key, which is what a one-word review is
         warnings.simplefilter("ignore", UserWarning)
         one_word = np.concatenate([predict_logits(model, ids[start:start + 4096, None])
                                    for start in range(0, len(ids), 4096)])
-    weights = attention_maps(model, ids)[0, 0].astype(np.float64)
+    attention = model.get_layer("attention")
+    keys = np.asarray(table, np.float64)[ids] @ np.asarray(attention.key_dense.kernel, np.float64)
+    keys += np.asarray(attention.key_dense.bias, np.float64)
+    if attention.squared_keys:
+        keys = keys * keys
+    score = keys @ np.asarray(attention.query, np.float64) / np.sqrt(attention.depth)
     nan = np.array([np.nan])
-    return np.concatenate([nan, one_word.astype(np.float64)]), np.concatenate([nan, np.log(weights)])
+    return np.concatenate([nan, one_word.astype(np.float64)]), np.concatenate([nan, score])
 
 
 def weighted_average_logits(x: np.ndarray, one_word: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -108,9 +111,7 @@ def report(model, x: np.ndarray, y: np.ndarray) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path, nargs="?", default=Path("data/model"))
-    parser.add_argument("vectorized", type=Path, nargs="?", default=Path("data/vectorized"))
+    parser = cli.trained_model_parser(__doc__)
     parser.add_argument("--reviews", type=int, default=0, help="the first N validation reviews (0: all)")
     args = parser.parse_args()
     model = load_classifier(args.model)

@@ -20,9 +20,7 @@ branch, "n-gram branch" is that branch's logit alone and "the rest" the model's 
 
 from __future__ import annotations
 
-import argparse
 import itertools
-from pathlib import Path
 
 from imdb_sentiment import cli
 
@@ -88,9 +86,7 @@ def accuracy_table(model, vocabulary: list[str], standardize, failures: int = 0)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path, nargs="?", default=Path("data/model"))
-    parser.add_argument("vectorized", type=Path, nargs="?", default=Path("data/vectorized"))
+    parser = cli.trained_model_parser(__doc__)
     parser.add_argument("--failures", type=int, default=0, help="also print the first N cases the model gets wrong")
     args = parser.parse_args()
     lines = accuracy_table(load_classifier(args.model), load_vocabulary(args.vectorized),

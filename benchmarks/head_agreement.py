@@ -15,9 +15,7 @@ pooling reads the same weighted bag of words twice.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-from pathlib import Path
 
 from imdb_sentiment import cli
 
@@ -85,9 +83,7 @@ def report(stats: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path, nargs="?", default=Path("data/model"))
-    parser.add_argument("vectorized", type=Path, nargs="?", default=Path("data/vectorized"))
+    parser = cli.trained_model_parser(__doc__)
     parser.add_argument("--reviews", type=int, default=300, help="the first N validation reviews")
     args = parser.parse_args()
     model = load_classifier(args.model)

@@ -9,8 +9,6 @@ n-gram branch, the accuracy of each branch's logit alone (the other's contributi
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 
 from imdb_sentiment import cli
 
@@ -30,9 +28,7 @@ def branch_logits(branch, x: np.ndarray, chunk: int = 500) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path, nargs="?", default=Path("data/model"))
-    parser.add_argument("vectorized", type=Path, nargs="?", default=Path("data/vectorized"))
+    parser = cli.trained_model_parser(__doc__)
     args = parser.parse_args()
     model = load_classifier(args.model)
     x, y, _ = load_split(args.vectorized, "validation")

@@ -1,7 +1,9 @@
-"""What every stage entry point shares: the one-line error and the exit code."""
+"""What every stage entry point shares: the one-line error and the exit code; and the arguments of
+the benchmarks that read a trained model."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import resource
@@ -71,3 +73,12 @@ def run(name: str, main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def trained_model_parser(description: str) -> argparse.ArgumentParser:
+    """The argument parser of a script that reads a trained model and the vectorized splits:
+    ``[model] [vectorized]``, by default the pipeline's ``data/model`` and ``data/vectorized``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, nargs="?", default=Path("data/model"))
+    parser.add_argument("vectorized", type=Path, nargs="?", default=Path("data/vectorized"))
+    return parser
