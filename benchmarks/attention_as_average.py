@@ -80,18 +80,24 @@ def word_tables(model) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([nan, one_word.astype(np.float64)]), np.concatenate([nan, score])
 
 
+def _row_weights(x: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """e^g(w) at each real word of each row, 0 at padding, scaled by the row's largest (which
+    changes no row's ratio or sign, and keeps a row of low scores from underflowing)."""
+    real = x != PAD
+    scores = np.where(real, score[x], -np.inf)
+    return np.where(real, np.exp(scores - scores.max(axis=1, keepdims=True)), 0.0)
+
+
 def weighted_average_logits(x: np.ndarray, one_word: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Each row's sum of e^g(w) L(w) over its real words, divided by its sum of e^g(w)."""
-    real = x != PAD
-    weight = np.where(real, np.exp(np.where(real, score[x], 0.0) - np.nanmax(score)), 0.0)
-    return (weight * np.where(real, one_word[x], 0.0)).sum(axis=1) / weight.sum(axis=1)
+    weight = _row_weights(x, score)
+    return (weight * np.where(x != PAD, one_word[x], 0.0)).sum(axis=1) / weight.sum(axis=1)
 
 
 def average_decides_positive(x: np.ndarray, one_word: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Whether the plain average of u(w) = e^g(w) L(w) over each row's real words is positive."""
-    real = x != PAD
-    u = np.exp(score - np.nanmax(score)) * one_word
-    return np.where(real, u[x], 0.0).sum(axis=1) / real.sum(axis=1) > 0
+    u = _row_weights(x, score) * np.where(x != PAD, one_word[x], 0.0)
+    return u.sum(axis=1) / (x != PAD).sum(axis=1) > 0
 
 
 def report(model, x: np.ndarray, y: np.ndarray) -> list[str]:
