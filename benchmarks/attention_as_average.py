@@ -68,8 +68,7 @@ def word_tables(model) -> tuple[np.ndarray, np.ndarray]:
     ids = np.arange(1, table.shape[0], dtype=np.int32)
     with warnings.catch_warnings():  # Keras warns of a softmax over one key, which is what a one-word review is
         warnings.simplefilter("ignore", UserWarning)
-        one_word = np.concatenate([predict_logits(model, ids[start:start + 4096, None])
-                                   for start in range(0, len(ids), 4096)])
+        one_word = predict_logits(model, ids[:, None])  # batched under its token budget
     attention = model.get_layer("attention")
     keys = np.asarray(table, np.float64)[ids] @ np.asarray(attention.key_dense.kernel, np.float64)
     keys += np.asarray(attention.key_dense.bias, np.float64)
@@ -95,16 +94,16 @@ def weighted_average_logits(x: np.ndarray, one_word: np.ndarray, score: np.ndarr
 
 
 def average_decides_positive(x: np.ndarray, one_word: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Whether the plain average of u(w) = e^g(w) L(w) over each row's real words is positive."""
-    u = _row_weights(x, score) * np.where(x != PAD, one_word[x], 0.0)
-    return u.sum(axis=1) / (x != PAD).sum(axis=1) > 0
+    """Whether the plain average of u(w) = e^g(w) L(w) over each row's real words is positive:
+    the sign of the weighted average, whose denominator (the sum of e^g(w)) is positive."""
+    return weighted_average_logits(x, one_word, score) > 0
 
 
 def report(model, x: np.ndarray, y: np.ndarray) -> list[str]:
     one_word, score = word_tables(model)
     logits = predict_logits(model, x)
     rebuilt = weighted_average_logits(x, one_word, score)
-    average = average_decides_positive(x, one_word, score)
+    average = rebuilt > 0  # average_decides_positive, without computing the weighted average again
     evenly = weighted_average_logits(x, one_word, np.zeros_like(score))  # what the query's weighting adds
     return [
         f"reviews: {len(x)}",

@@ -9,7 +9,6 @@ n-gram branch, the accuracy of each branch's logit alone (the other's contributi
 
 from __future__ import annotations
 
-
 from imdb_sentiment import cli
 
 cli.quiet_tensorflow()
