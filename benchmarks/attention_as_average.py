@@ -61,22 +61,18 @@ def why_not_word_level(model) -> str:
 
 
 def word_tables(model) -> tuple[np.ndarray, np.ndarray]:
-    """(L, g) over the token ids 0 ... vocabulary - 1: each word's one-word logit and its score
-    under the query, computed from the layer's weights in float64 (a softmax over the whole
-    vocabulary would underflow); nan at the padding id."""
+    """(L, g) over the token ids 0 ... vocabulary - 1: each word's one-word logit and the
+    layer's own score of it under the query (``query_scores``, before the softmax); nan at the
+    padding id."""
     table = model.get_layer("embedding").embeddings
     ids = np.arange(1, table.shape[0], dtype=np.int32)
     with warnings.catch_warnings():  # Keras warns of a softmax over one key, which is what a one-word review is
         warnings.simplefilter("ignore", UserWarning)
         one_word = predict_logits(model, ids[:, None])  # batched under its token budget
-    attention = model.get_layer("attention")
-    keys = np.asarray(table, np.float64)[ids] @ np.asarray(attention.key_dense.kernel, np.float64)
-    keys += np.asarray(attention.key_dense.bias, np.float64)
-    if attention.squared_keys:
-        keys = keys * keys
-    score = keys @ np.asarray(attention.query, np.float64) / np.sqrt(attention.depth)
+    # The words as one sequence: each score depends on its own word alone.
+    score = np.asarray(model.get_layer("attention").query_scores(np.asarray(table)[ids][None]))[0, 0]
     nan = np.array([np.nan])
-    return np.concatenate([nan, one_word.astype(np.float64)]), np.concatenate([nan, score])
+    return np.concatenate([nan, one_word.astype(np.float64)]), np.concatenate([nan, score.astype(np.float64)])
 
 
 def _row_weights(x: np.ndarray, score: np.ndarray) -> np.ndarray:

@@ -108,13 +108,35 @@ class CustomMultiheadAttention(keras.layers.Layer):
         x = ops.transpose(x, (0, 2, 1, 3))
         return ops.reshape(x, (batch, steps, self.embed_dim))
 
+    def keys(self, inputs):
+        """The keys, (batch, heads, steps, depth): projected, and squared with ``squared_keys``."""
+        key = self.key_dense(inputs)
+        return self.split_heads(key * key if self.squared_keys else key)
+
+    def query_heads(self, dtype):
+        """The learned query as (1, heads, 1, depth): one query for every review."""
+        return ops.reshape(ops.cast(self.query, dtype), (1, self.num_heads, 1, self.depth))
+
+    def scaled_scores(self, query, key):
+        """The scores before the softmax, query . key / sqrt(depth), in float32 (where the
+        softmax is computed, also under mixed precision): (batch, heads, queries, steps)."""
+        # Scaling the (steps x depth) queries, not the (steps x steps) scores: each pass over
+        # the scores costs as much as the product.
+        query = query * ops.cast(1.0 / math.sqrt(self.depth), query.dtype)
+        return ops.cast(ops.matmul(query, ops.swapaxes(key, -1, -2)), "float32")
+
+    def query_scores(self, inputs):
+        """The learned query's scores of each position before the softmax, (batch, heads,
+        steps): what decides each word's weight (``benchmarks/attention_as_average.py``)."""
+        if not self.learned_query:
+            raise ValueError("query_scores needs learned_query: the layer has one query per position")
+        key = self.keys(inputs)
+        return self.scaled_scores(self.query_heads(key.dtype), key)[:, :, 0, :]
+
     def attention_weights(self, query, key, mask=None, training=None):
         """Softmax of the scaled scores, (batch, heads, steps, steps); masked keys get 0."""
-        # Scaling the (steps x depth) queries, not the (steps x steps) scores, and masking by
-        # adding a large negative number: each pass over the scores costs as much as the product.
-        query = query * ops.cast(1.0 / math.sqrt(self.depth), query.dtype)
-        scores = ops.cast(ops.matmul(query, ops.swapaxes(key, -1, -2)), "float32")  # softmax in
-        if mask is not None:  # float32, also under mixed precision
+        scores = self.scaled_scores(query, key)
+        if mask is not None:  # masked by adding a large negative number, one pass over the scores
             blocked = 1.0 - ops.cast(mask, "float32")
             blocked = blocked[:, None, None, :] if len(mask.shape) == 2 else blocked[:, None, :, :]
             scores = scores + blocked * _LARGE_NEGATIVE
@@ -123,14 +145,12 @@ class CustomMultiheadAttention(keras.layers.Layer):
 
     def call(self, inputs, mask=None, training=None, return_attention_scores=False):
         """``mask``: (batch, steps) or (batch, steps, steps), true where a key may be attended."""
-        key = self.key_dense(inputs)
-        key = self.split_heads(key * key if self.squared_keys else key)
+        key = self.keys(inputs)
         value = self.split_heads(self.value_dense(inputs))
         if self.learned_query:
             if mask is not None and len(mask.shape) == 3:
                 raise ValueError("learned_query needs a (batch, steps) mask of real positions, not a pairwise one")
-            # One query for every review, (1, heads, 1, depth): its weights are (batch, heads, 1, steps).
-            query = ops.reshape(ops.cast(self.query, key.dtype), (1, self.num_heads, 1, self.depth))
+            query = self.query_heads(key.dtype)  # its weights are (batch, heads, 1, steps)
         else:
             query = self.split_heads(self.query_dense(inputs))
             if self.block_size and not return_attention_scores and (mask is None or len(mask.shape) == 2):
