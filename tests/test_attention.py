@@ -325,8 +325,10 @@ def test_a_learned_query_weights_each_real_word_by_the_softmax_of_its_keys():
     keys = np.asarray(layer.key_dense(x)).reshape(3, 7, H, D)
     values = np.asarray(layer.value_dense(x)).reshape(3, 7, H, D)
     query = np.asarray(layer.query).reshape(H, D)
+    layer_scores = np.asarray(layer.query_scores(x))  # before the softmax: (batch, heads, steps)
     for review, real in enumerate(mask):
         scores = np.einsum("khd,hd->hk", keys[review, real], query) / np.sqrt(D)
+        np.testing.assert_allclose(layer_scores[review][:, real], scores, rtol=1e-5, atol=1e-5)
         expected = np.exp(scores - scores.max(axis=1, keepdims=True))
         expected /= expected.sum(axis=1, keepdims=True)
         np.testing.assert_allclose(weights[review, :, 0, real.nonzero()[0]].T, expected, rtol=1e-5, atol=1e-6)
@@ -347,6 +349,8 @@ def test_a_learned_query_starts_at_zero_where_every_word_weighs_the_same():
     np.testing.assert_allclose(np.asarray(weights)[:, :, 0, :], np.repeat(expected[:, None], H, axis=1), rtol=1e-6)
     assert not np.asarray(layer.query).any() and layer.compute_mask(x, mask) is None
     assert not layer.query_dense.built  # no per-position queries: no query projection
+    with pytest.raises(ValueError, match="query_scores needs learned_query"):
+        CustomMultiheadAttention(E, H, pool_queries=True).query_scores(x)
 
 
 def test_a_learned_query_gets_a_gradient_from_zero_and_keeps_its_kind_in_the_config():
@@ -368,6 +372,7 @@ def test_squared_keys_weigh_each_word_by_the_squares_of_its_key_projections_what
     _, weights = layer(x, mask=mask, return_attention_scores=True)
     keys = (np.asarray(layer.key_dense(x)) ** 2).reshape(3, 7, H, D)
     scores = np.einsum("bkhd,hd->bhk", keys, np.asarray(layer.query).reshape(H, D)) / np.sqrt(D)
+    np.testing.assert_allclose(np.asarray(layer.query_scores(x)), scores, rtol=1e-5, atol=1e-5)
     expected = np.where(mask[:, None, :], np.exp(scores - scores.max(axis=2, keepdims=True)), 0.0)
     np.testing.assert_allclose(np.asarray(weights)[:, :, 0, :], expected / expected.sum(axis=2, keepdims=True),
                                rtol=1e-5, atol=1e-6)
