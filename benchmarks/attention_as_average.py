@@ -15,7 +15,8 @@ So on such vectors the two poolings decide by rules of the same family; what can
 accuracy apart is how training reaches a rule, not a rule the attention can express and the
 average cannot. Word pairs keep that argument (u becomes a number a pair) and break this check,
 which reads one-word reviews; vectors computed from a word's neighbours (encoder blocks, a
-convolution) break both, and so do several heads that weigh the words differently.
+convolution) break both, and so do several heads that weigh the words differently, a layer
+after the pooling that is not linear, and a query that depends on the review.
 
     python benchmarks/attention_as_average.py [data/model] [data/vectorized] [--reviews N]
 
