@@ -63,8 +63,8 @@ def why_not_word_level(model) -> str:
 
 def word_tables(model) -> tuple[np.ndarray, np.ndarray]:
     """(L, g) over the token ids 0 ... vocabulary - 1: each word's one-word logit and the
-    layer's own score of it under the query (``query_scores``, before the softmax); nan at the
-    padding id."""
+    layer's own score of it under the query (``query_scores``, before the softmax; the first
+    head's, where there are more); nan at the padding id."""
     table = model.get_layer("embedding").embeddings
     ids = np.arange(1, table.shape[0], dtype=np.int32)
     with warnings.catch_warnings():  # Keras warns of a softmax over one key, which is what a one-word review is

@@ -117,13 +117,16 @@ class CustomMultiheadAttention(keras.layers.Layer):
         """The learned query as (1, heads, 1, depth): one query for every review."""
         return ops.reshape(ops.cast(self.query, dtype), (1, self.num_heads, 1, self.depth))
 
+    def scaled_query(self, query):
+        """``query`` / sqrt(depth), in its own dtype."""
+        # Scaling the (steps x depth) queries, not the (steps x steps) scores: each pass over
+        # the scores costs as much as the product.
+        return query * ops.cast(1.0 / math.sqrt(self.depth), query.dtype)
+
     def scaled_scores(self, query, key):
         """The scores before the softmax, query . key / sqrt(depth), in float32 (where the
         softmax is computed, also under mixed precision): (batch, heads, queries, steps)."""
-        # Scaling the (steps x depth) queries, not the (steps x steps) scores: each pass over
-        # the scores costs as much as the product.
-        query = query * ops.cast(1.0 / math.sqrt(self.depth), query.dtype)
-        return ops.cast(ops.matmul(query, ops.swapaxes(key, -1, -2)), "float32")
+        return ops.cast(ops.matmul(self.scaled_query(query), ops.swapaxes(key, -1, -2)), "float32")
 
     def query_scores(self, inputs):
         """The learned query's scores of each position before the softmax, (batch, heads,
@@ -175,7 +178,7 @@ class CustomMultiheadAttention(keras.layers.Layer):
         from imdb_sentiment.model import blocked
 
         batch, steps = ops.shape(query)[0], ops.shape(query)[2]
-        query = ops.cast(query * ops.cast(1.0 / math.sqrt(self.depth), query.dtype), "float32")
+        query = ops.cast(self.scaled_query(query), "float32")
         key, value = ops.cast(key, "float32"), ops.cast(value, "float32")
         bias = blocked.key_bias(mask, batch, steps)
         if self.pool_queries:
