@@ -41,8 +41,9 @@ from imdb_sentiment.features.vectorized import load_split  # noqa: E402
 from imdb_sentiment.model.classifier import predict_logits  # noqa: E402
 from imdb_sentiment.model.saving import load_classifier  # noqa: E402
 
-BEYOND_ONE_WORD = {"bigrams": "word pairs (bigram_buckets)", "positions": "positions (position_embedding)",
-                   "encoder_1": "encoder blocks (encoder_blocks)", "naive_bayes": "n-gram branch (nb_ngrams)"}
+BEYOND_ONE_WORD = {"bigrams": "word pairs (bigram_buckets)", "regions": "regions (region_filters)",
+                   "positions": "positions (position_embedding)", "encoder_1": "encoder blocks (encoder_blocks)",
+                   "naive_bayes": "n-gram branch (nb_ngrams)"}
 
 
 def why_not_word_level(model) -> str:

@@ -67,7 +67,7 @@ def main() -> None:
     from imdb_sentiment.params import parse_params
     from imdb_sentiment.training.fit import set_seed
     from imdb_sentiment.training.memory import PRETRAIN_BATCH
-    from imdb_sentiment.training.pretrain import asked_only, masked_word_model, masks
+    from imdb_sentiment.training.pretrain import asked_only, masks, pretraining_model
 
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
     for override in DEFAULT_OVERRIDES + args.overrides:
@@ -78,7 +78,7 @@ def main() -> None:
     vocabulary_size = len(load_vocabulary(args.vectorized))
     masked_batches = list(masks(x, params))
     set_seed(params.seed)
-    hidden = compiled(masked_word_model(params, vocabulary_size), weighted=False)
+    hidden = compiled(pretraining_model(params, vocabulary_size), weighted=False)
     every = compiled(every_position_model(params, vocabulary_size), weighted=True)
 
     def hidden_step(batch):

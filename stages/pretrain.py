@@ -1,6 +1,7 @@
-"""DVC stage `pretrain`: with ``pretrain_epochs`` > 0, teach the classifier's embeddings and encoder
-blocks to fill in hidden words of the training and unlabeled reviews (never validation or test;
-the vectorize stage has already left out the reviews that are also test reviews), and save their
+"""DVC stage `pretrain`: with ``pretrain_epochs`` > 0, teach the classifier's body (its embeddings,
+regions and encoder blocks) ``pretrain_objective`` on the training and unlabeled reviews (never
+validation or test; the vectorize stage has already left out the reviews that are also test
+reviews): to fill in hidden words, or to predict each region's neighbours. Save the body's
 weights for the train stage to start from. With ``pretrain_epochs`` 0 the output folder holds no
 weights and the stage returns at once, without TensorFlow: the train stage then starts from
 random weights."""
@@ -14,11 +15,18 @@ from imdb_sentiment.outputs import atomic_path, write_json
 from imdb_sentiment.params import load_params
 
 
+def last_epoch(objective: str, row: dict) -> dict:
+    """The last epoch's figures, as reports/pretrain.json names them."""
+    if objective == "neighbours":
+        return {"neighbour_loss": round(row["loss"], 6), "frequency_loss": round(row["frequency_loss"], 6)}
+    return {"hidden_word_loss": round(row["loss"], 6), "hidden_word_accuracy": round(row["accuracy"], 6)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("vectorized", type=Path, help="folder written by the vectorize stage")
     parser.add_argument("pretrained", type=Path, help="folder for the pretrained weights (none when off)")
-    parser.add_argument("report", type=Path, help="JSON file for the epochs' loss and accuracy on hidden words")
+    parser.add_argument("report", type=Path, help="JSON file for the last epoch's figures, the reviews and the seconds")
     args = parser.parse_args()
     params = load_params()
     if not params.pretrain_epochs:
@@ -38,14 +46,17 @@ def main() -> None:
     start = time.perf_counter()
     texts = np.concatenate([load_split(args.vectorized, name)[0] for name in ("train", "unlabeled")])
     vocabulary = load_vocabulary(args.vectorized)
-    print(f"pretrain: {len(texts):,} training and unlabeled reviews, {params.pretrain_epochs} epochs", flush=True)
+    print(f"pretrain: {len(texts):,} training and unlabeled reviews, {params.pretrain_epochs} epochs of "
+          f"{params.pretrain_objective}", flush=True)
     model, rows = pretrain(params, texts, len(vocabulary))
-    summary = {"epochs": params.pretrain_epochs, "reviews": int(len(texts)),
-               "hidden_word_loss": round(rows[-1]["loss"], 6), "hidden_word_accuracy": round(rows[-1]["accuracy"], 6)}
+    figures = last_epoch(params.pretrain_objective, rows[-1])
+    summary = {"objective": params.pretrain_objective, "epochs": params.pretrain_epochs, "reviews": int(len(texts)),
+               **figures}
     save_body_weights(model, args.pretrained, summary)
     seconds = time.perf_counter() - start
     write_json(args.report, {**summary, "seconds": round(seconds, 1)})
-    print(f"pretrain: hidden-word accuracy {rows[-1]['accuracy']:.4f}, loss {rows[-1]['loss']:.4f} in {seconds:.1f} s")
+    said = ", ".join(f"{key.replace('_', ' ')} {value:.4f}" for key, value in figures.items())
+    print(f"pretrain: {said} in {seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -215,3 +215,4 @@ def test_a_one_head_query_over_word_vectors_is_a_weighted_average_of_its_one_wor
     one_word, score = check.word_tables(two_heads)
     assert np.max(np.abs(check.weighted_average_logits(x, one_word, score) - predict_logits(two_heads, x))) > 1e-2
     assert "word pairs (bigram_buckets)" in check.why_not_word_level(peaked_model(bigram_buckets=64))
+    assert "regions (region_filters)" in check.why_not_word_level(peaked_model(region_filters=4))

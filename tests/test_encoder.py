@@ -72,7 +72,7 @@ def test_with_encoder_blocks_and_positions_word_order_matters_and_padding_does_n
 
 
 def test_encoder_heads_must_divide_the_token_vectors_width():
-    with pytest.raises(PipelineError, match=r"encoder_heads \(3\) must divide embedding_dim \(8\)"):
+    with pytest.raises(PipelineError, match=r"encoder_heads \(3\) must divide embedding_dim \+ region_filters \(8\)"):
         make_params(encoder_blocks=1, encoder_heads=3)
     make_params(encoder_blocks=0, encoder_heads=3)  # no encoder: no constraint
 

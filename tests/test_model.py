@@ -24,7 +24,7 @@ from imdb_sentiment.model.classifier import build_model, compile_model  # noqa: 
 from imdb_sentiment.model.naive_bayes import naive_bayes_ratios  # noqa: E402
 from imdb_sentiment.params import parse_params  # noqa: E402
 from imdb_sentiment.model.saving import load_classifier, save_model  # noqa: E402
-from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbedding  # noqa: E402
+from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbedding, RegionEmbedding  # noqa: E402
 from imdb_sentiment.training.fit import kept_epoch, train  # noqa: E402
 from imdb_sentiment.features.text import Standardization, adapt, make_vectorizer, vectorize, vocabulary  # noqa: E402
 
@@ -257,8 +257,8 @@ def test_sinusoidal_positions_are_the_transformer_formula():
     assert np.count_nonzero(table[0, 1::2] - 1.0) == 0
 
 
-def test_models_with_bigrams_position_embeddings_and_encoder_blocks_save_and_load_in_a_fresh_process(tmp_path):
-    kinds = {"learned": {}, "sinusoidal": {"encoder_blocks": 1, "encoder_heads": 2}}
+def test_models_with_bigrams_regions_position_embeddings_and_encoder_blocks_save_and_load_in_a_fresh_process(tmp_path):
+    kinds = {"learned": {"region_filters": 4}, "sinusoidal": {"encoder_blocks": 1, "encoder_heads": 2}}
     x = _padded(_reviews(), 40)
     np.save(tmp_path / "x.npy", x)
     models = {}
@@ -267,6 +267,7 @@ def test_models_with_bigrams_position_embeddings_and_encoder_blocks_save_and_loa
         models[kind] = build_model(make_params(position_embedding=kind, bigram_buckets=300, **more), VOCAB)
         save_model(models[kind], ["", "[UNK]"] + [f"w{i}" for i in range(VOCAB - 2)], 40, 1, tmp_path / kind)
     assert "encoder_1" in [layer.name for layer in models["sinusoidal"].layers]
+    assert "regions" in [layer.name for layer in models["learned"].layers]
     _finish(_python("""
         import numpy as np
         from imdb_sentiment.model.saving import load_classifier
@@ -361,6 +362,40 @@ def test_bigrams_make_word_order_matter_and_padding_still_does_not():
     assert abs(logits[0, 0] - logits[1, 0]) > 1e-5
     x40, x80 = _padded(_reviews(), 40), _padded(_reviews(), 80)
     np.testing.assert_allclose(model(x40, training=False).numpy(), model(x80, training=False).numpy(), atol=1e-5)
+
+
+def test_a_region_is_the_relu_of_a_convolution_of_the_real_words_around_it_beside_the_word():
+    keras.utils.set_random_seed(2)
+    words = np.random.default_rng(0).normal(size=(2, 7, 4)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0, 0]], dtype=bool)
+    layer = RegionEmbedding(filters=3, width=3)
+    out = np.asarray(layer(words, mask=mask))
+    assert out.shape == (2, 7, 7)
+    np.testing.assert_array_equal(out[..., :4], words)
+    kernel, bias = (np.asarray(w) for w in layer.convolution.weights)  # (width, features, filters), (filters,)
+    real = words * mask[..., None]
+    for row in range(2):
+        for step in range(7):
+            if not mask[row, step]:
+                np.testing.assert_array_equal(out[row, step, 4:], 0.0)  # no region at padding
+                continue
+            region = bias + sum(real[row, step + k - 1] @ kernel[k] for k in range(3) if 0 <= step + k - 1 < 7)
+            np.testing.assert_allclose(out[row, step, 4:], np.maximum(region, 0.0), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(layer.compute_mask(words, mask)), mask)
+    with pytest.raises(ValueError, match="width must be odd"):
+        RegionEmbedding(filters=3, width=4)
+
+
+def test_regions_make_word_order_matter_and_padding_still_does_not():
+    keras.utils.set_random_seed(1)
+    model = build_model(make_params(region_filters=6, region_width=3), VOCAB)
+    assert model.get_layer("body").output.shape[-1] == 8 + 6
+    logits = model(_permuted_first_review(), training=False).numpy()
+    assert abs(logits[0, 0] - logits[1, 0]) > 1e-5
+    x40, x80 = _padded(_reviews(), 40), _padded(_reviews(), 80)
+    review = _reviews()[1][None, :].astype(np.int32)
+    np.testing.assert_allclose(model(x40, training=False).numpy(), model(x80, training=False).numpy(), atol=1e-5)
+    np.testing.assert_allclose(model(x40, training=False).numpy()[1:], model(review, training=False).numpy(), atol=1e-5)
 
 
 def _ragged_data(n=100, width=64, seed=0):

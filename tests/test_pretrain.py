@@ -1,5 +1,6 @@
-"""The pretrain stage: which words it hides and asks for, that it learns to fill them in, that
-the train stage starts from its weights, and that it is off (and cheap) by default."""
+"""The pretrain stage: which words it hides and asks for, and which neighbours each region is
+asked for; that it learns either; that the train stage starts from its weights; and that it is
+off (and cheap) by default."""
 
 from __future__ import annotations
 
@@ -21,9 +22,14 @@ from imdb_sentiment.features.text import OOV, PAD  # noqa: E402
 from imdb_sentiment.model.body import load_body_weights, save_body_weights  # noqa: E402
 from imdb_sentiment.model.classifier import build_model  # noqa: E402
 from imdb_sentiment.training.fit import train  # noqa: E402
-from imdb_sentiment.training.pretrain import HiddenPositions, mask_tokens, masked_batches, pretrain  # noqa: E402
+from imdb_sentiment.training.pretrain import (  # noqa: E402
+    HiddenPositions, frequency_loss, mask_tokens, masked_batches, neighbour_batches, neighbour_loss, neighbour_targets,
+    pretrain, pretraining_model, target_words,
+)
 
 BODY = {"encoder_blocks": 1, "encoder_heads": 2, "position_embedding": "learned", "nb_ngrams": 0}
+REGIONS = {"region_filters": 8, "region_width": 3, "pretrain_objective": "neighbours", "pretrain_skip_common": 3,
+           "nb_ngrams": 0}
 
 
 def test_masking_hides_real_words_only_and_asks_only_for_frequent_ones():
@@ -95,9 +101,82 @@ def test_the_classifier_starts_from_the_pretrained_body_and_a_mismatch_is_refuse
     assert load_body_weights(fresh, tmp_path / "nothing") == 0
 
 
+def test_a_region_is_asked_for_the_target_words_beyond_its_reach_either_side():
+    """Width 3 reaches one word either side; a window of 2 asks for the two words beyond that."""
+    params = make_params(**REGIONS, pretrain_window=2, pretrain_regions=4)
+    first, count = target_words(params, VOCAB)
+    assert (first, count) == (5, min(params.pretrain_vocabulary, VOCAB - 5))  # PAD, OOV and 3 common words skipped
+    tokens = tf.constant([[5, 6, 7, 8, 9, 10, 11, 12, 0, 0], [20, 21, 3, 0, 0, 0, 0, 0, 0, 0]], tf.int32)
+    asked, targets = (np.asarray(t) for t in neighbour_targets(tokens, tf.constant([1, 2], tf.int64), params, 5, 6))
+    row = np.asarray(tokens)[0]
+    for step in range(10):  # positions step - 3, step - 2, step + 2, step + 3: ids 5..10 are targets 0..5
+        around = [row[i] if 0 <= i < 10 else 0 for i in (step - 3, step - 2, step + 2, step + 3)]
+        np.testing.assert_array_equal(targets[0, step], [w - 5 if 5 <= w < 11 else -1 for w in around])
+    assert asked[0].sum() == 4 and not asked[0, 8:].any()  # four regions of eight real words
+    # The second review: 3 is a common word, 20 and 21 are no targets, nothing lies two beyond: nothing asked.
+    assert not asked[1].any()
+    again = np.asarray(neighbour_targets(tokens, tf.constant([1, 2], tf.int64), params, 5, 6)[0])
+    np.testing.assert_array_equal(again, asked)  # the same seed, the same regions
+    other = np.asarray(neighbour_targets(tokens, tf.constant([1, 3], tf.int64), params, 5, 6)[0])
+    assert other[0].sum() == 4 and (other != asked).any()
+    wider = make_params(**{**REGIONS, "region_width": 5}, bigram_buckets=50, pretrain_window=1)
+    np.testing.assert_array_equal(np.asarray(neighbour_targets(tokens, tf.constant([1, 2], tf.int64), wider, 5, 6)[1])[0, 4],
+                                  [0, -1])  # reach 2 + 1 for the pair: positions 0 (word 5: target 0) and 8 (padding)
+
+
+def test_the_neighbour_loss_is_the_cross_entropy_against_the_bag_of_neighbours():
+    logits = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    targets = np.array([[0, 0, 2, -1], [5, -1, -1, -1], [1, 2, 3, 4]])
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    bags = np.zeros((3, 6))
+    for row, ids in enumerate(targets):
+        for i in ids[ids >= 0]:
+            bags[row, i] += 1
+    expected = -(bags / bags.sum(axis=1, keepdims=True) * log_p).sum(axis=1)
+    np.testing.assert_allclose(np.asarray(neighbour_loss(tf.constant(targets), tf.constant(logits))), expected, rtol=1e-5)
+    x = np.array([[5, 5, 6, 2, 0], [7, 5, 1, 0, 0]])
+    share = np.array([3, 1, 1]) / 5  # ids 5, 6, 7; 2 and 1 are no targets, 0 is padding
+    assert frequency_loss(x, 5, 3) == pytest.approx(-(share * np.log(share)).sum())
+
+
+def test_neighbour_pretraining_learns_what_a_region_says_of_the_words_around_it():
+    """Each review's words come from one of four topics of 20 words: a region tells its topic and so
+    which words lie around it (a guess among 20, not 80)."""
+    rng = np.random.default_rng(0)
+    topics = rng.integers(0, 4, size=512)
+    x = (5 + 20 * topics[:, None] + rng.integers(0, 20, size=(512, 24))).astype(np.int32)
+    x[::3, 18:] = PAD
+    params = make_params(**REGIONS, sequence_length=24, pretrain_epochs=20, pretrain_vocabulary=80,
+                         pretrain_learning_rate=0.03)
+    first, count = target_words(params, VOCAB)
+    (tokens, asked), targets = next(iter(neighbour_batches(x, params, first, count)))
+    assert len(targets) == np.asarray(asked).sum() <= 16 * len(tokens)
+    _, rows = pretrain(params, x, VOCAB)
+    assert rows[-1]["frequency_loss"] == pytest.approx(np.log(80), abs=0.02)
+    assert rows[-1]["loss"] < np.log(20) + 0.3 < rows[0]["frequency_loss"] - 1.0
+
+
+def test_the_classifier_starts_from_the_pretrained_words_and_regions(tmp_path):
+    params = make_params(**REGIONS, pretrain_epochs=1)
+    donor = pretraining_model(params, VOCAB)
+    save_body_weights(donor, tmp_path / "pretrained", {"epochs": 1})
+    fresh = build_model(params, VOCAB)
+    assert load_body_weights(fresh, tmp_path / "pretrained") == 3  # the embedding, the convolution's kernel and bias
+    for name in ("embedding", "regions"):
+        for got, wanted in zip(fresh.get_layer(name).get_weights(), donor.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(got, wanted)
+
+
 def test_pretraining_needs_encoder_blocks_and_the_mask():
-    with pytest.raises(PipelineError, match="pretrain_epochs must be 0 with encoder_blocks 0"):
+    with pytest.raises(PipelineError, match="pretrain_epochs must be 0 with encoder_blocks 0 and pretrain_objective "
+                                            "masked_words .* choose pretrain_objective neighbours"):
         make_params(pretrain_epochs=1, encoder_blocks=0)
+    with pytest.raises(PipelineError, match="pretrain_objective must be masked_words with encoder_blocks > 0"):
+        make_params(**BODY, pretrain_epochs=1, pretrain_objective="neighbours")
+    with pytest.raises(PipelineError, match="region_width must be odd"):
+        make_params(region_filters=4, region_width=4)
+    with pytest.raises(PipelineError, match=r"pretrain_skip_common \(200\) leaves no target word"):
+        target_words(make_params(**{**REGIONS, "pretrain_skip_common": 200}, pretrain_epochs=1), VOCAB)
     with pytest.raises(PipelineError, match="pretrain_epochs must be 0 with use_mask false"):
         make_params(pretrain_epochs=1, encoder_blocks=1, encoder_heads=2, use_mask=False)
 
@@ -125,3 +204,6 @@ def test_a_pretraining_too_big_for_the_machine_is_refused_naming_its_params():
         check_memory(params, available=8 * GIB)
     check_memory(make_params(**BODY, sequence_length=800, pretrain_epochs=0, pretrain_vocabulary=20000),
                  available=8 * GIB)  # off: nothing to check for it
+    # neighbours: the output layer reads pretrain_regions positions a review, not a share of them
+    check_memory(make_params(**REGIONS, sequence_length=800, pretrain_epochs=1, pretrain_vocabulary=20000),
+                 available=8 * GIB)

@@ -23,6 +23,7 @@ DISTRIBUTE = ("none", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SPLITS_BY = ("movie", "review")
+PRETRAIN_OBJECTIVES = ("masked_words", "neighbours")
 MAX_NGRAMS = 3
 MAX_SCOPE = 20  # of negation_scope and contrast_scope: a regular-expression pass over every review per word
 
@@ -59,13 +60,19 @@ class Params:
     nb_scale: float
     nb_folds: int
     embedding_dim: int
+    region_filters: int
+    region_width: int
     position_embedding: str
     encoder_blocks: int
     encoder_heads: int
     ff_dim: int
     encoder_dropout: float
     pretrain_epochs: int
+    pretrain_objective: str
     pretrain_mask_rate: float
+    pretrain_regions: int
+    pretrain_window: int
+    pretrain_skip_common: int
     pretrain_vocabulary: int
     pretrain_learning_rate: float
     pooling: str
@@ -91,6 +98,11 @@ class Params:
     validation_split: float
     split_by: str
     seed: int
+
+    @property
+    def body_width(self) -> int:
+        """The width of the vectors the pooling reads: a word's embedding and its region's."""
+        return self.embedding_dim + self.region_filters
 
     def teacher(self) -> Params:
         """The params of the self-training teacher: these, pooled as ``teacher_pooling`` says."""
@@ -181,13 +193,19 @@ def parse_params(raw: Any) -> Params:
         nb_scale=_float(raw, "nb_scale", 0.0, 100.0, low_open=True, high_open=False),
         nb_folds=_int(raw, "nb_folds", minimum=0),
         embedding_dim=_int(raw, "embedding_dim"),
+        region_filters=_int(raw, "region_filters", minimum=0),
+        region_width=_int(raw, "region_width"),
         position_embedding=_choice(raw, "position_embedding", POSITION_EMBEDDINGS),
         encoder_blocks=_int(raw, "encoder_blocks", minimum=0),
         encoder_heads=_int(raw, "encoder_heads"),
         ff_dim=_int(raw, "ff_dim"),
         encoder_dropout=_float(raw, "encoder_dropout", 0.0, 1.0, low_open=False, high_open=True),
         pretrain_epochs=_int(raw, "pretrain_epochs", minimum=0),
+        pretrain_objective=_choice(raw, "pretrain_objective", PRETRAIN_OBJECTIVES),
         pretrain_mask_rate=_float(raw, "pretrain_mask_rate", 0.0, 1.0, low_open=True, high_open=True),
+        pretrain_regions=_int(raw, "pretrain_regions"),
+        pretrain_window=_int(raw, "pretrain_window"),
+        pretrain_skip_common=_int(raw, "pretrain_skip_common", minimum=0),
         pretrain_vocabulary=_int(raw, "pretrain_vocabulary", minimum=3),
         pretrain_learning_rate=_float(raw, "pretrain_learning_rate", 0.0, 1.0, low_open=True, high_open=False),
         pooling=_choice(raw, "pooling", POOLINGS),
@@ -214,9 +232,15 @@ def parse_params(raw: Any) -> Params:
         split_by=_choice(raw, "split_by", SPLITS_BY),
         seed=_int(raw, "seed", minimum=0),
     )
-    if params.pretrain_epochs and not params.encoder_blocks:
-        raise _fail("pretrain_epochs", f"must be 0 with encoder_blocks 0 (pretraining trains the encoder "
-                                       f"blocks and the embeddings under them), got {params.pretrain_epochs}")
+    if params.pretrain_epochs and params.pretrain_objective == "masked_words" and not params.encoder_blocks:
+        raise _fail("pretrain_epochs", f"must be 0 with encoder_blocks 0 and pretrain_objective masked_words (a "
+                                       f"hidden word is told by the others through the encoder blocks; without "
+                                       f"them choose pretrain_objective neighbours), got {params.pretrain_epochs}")
+    if params.pretrain_epochs and params.pretrain_objective == "neighbours" and params.encoder_blocks:
+        raise _fail("pretrain_objective", "must be masked_words with encoder_blocks > 0 (the blocks would show "
+                                          "each region the neighbours it is to predict), got neighbours")
+    if params.region_width % 2 == 0:
+        raise _fail("region_width", f"must be odd (a region centred on its word), got {params.region_width}")
     if params.pretrain_epochs and not params.use_mask:
         raise _fail("pretrain_epochs", f"must be 0 with use_mask false (pretraining hides real words only), "
                                        f"got {params.pretrain_epochs}")
@@ -237,12 +261,12 @@ def parse_params(raw: Any) -> Params:
     if params.attention_block_size and params.attention_dropout:
         raise _fail("attention_block_size", f"must be 0 with attention_dropout > 0 (the blocked form drops no "
                                             f"weights), got {params.attention_block_size}")
-    if params.encoder_blocks and params.embedding_dim % params.encoder_heads:
+    if params.encoder_blocks and params.body_width % params.encoder_heads:
         raise _fail(
             "encoder_heads",
-            f"({params.encoder_heads}) must divide embedding_dim ({params.embedding_dim}) with encoder_blocks > 0 "
-            f"(the encoder's attention is as wide as the token vectors); choose among "
-            f"{_divisors(params.embedding_dim)}",
+            f"({params.encoder_heads}) must divide embedding_dim + region_filters ({params.body_width}) with "
+            f"encoder_blocks > 0 (the encoder's attention is as wide as the token vectors); choose among "
+            f"{_divisors(params.body_width)}",
         )
     if params.embed_dim % params.num_heads:
         raise _fail(

@@ -1,4 +1,4 @@
-"""The classifier: Embedding (+ word pairs, + positions) (-> encoder blocks) -> a pooling
+"""The classifier: Embedding (+ word pairs, + regions, + positions) (-> encoder blocks) -> a pooling
 (CustomMultiheadAttention with one learned query, or its self-attention averaged over the
 positions, or a plain average) -> Dropout -> Dense(1), plus the n-gram branch's logit; trained
 on logits with binary cross-entropy and Adam.
@@ -19,7 +19,7 @@ from imdb_sentiment.model.body import BODY_OUTPUT
 from imdb_sentiment.model.optimizer import LazyAdamW
 from imdb_sentiment.model.naive_bayes import NaiveBayesNgrams
 from imdb_sentiment.params import Params
-from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbedding
+from imdb_sentiment.model.embeddings import HashedBigramEmbedding, PositionEmbedding, RegionEmbedding
 from imdb_sentiment.model.encoder import EncoderBlock
 from imdb_sentiment.features.text import PAD
 
@@ -27,8 +27,8 @@ LENGTH_STEP = 32  # trimmed batches are cut to a multiple of this many tokens: f
 
 
 def build_body(params: Params, vocabulary_size: int, tokens: keras.KerasTensor) -> keras.KerasTensor:
-    """The vectors the pooling reads, (batch, steps, embedding_dim), from ``tokens``: the layers
-    ``embedding``, ``bigrams`` and ``words_and_pairs``, ``positions``, ``encoder_1`` ...
+    """The vectors the pooling reads, (batch, steps, ``params.body_width``), from ``tokens``: the
+    layers ``embedding``, ``bigrams`` and ``words_and_pairs``, ``regions``, ``positions``, ``encoder_1`` ...
     ``encoder_<encoder_blocks>``, as params say (the pretrain stage trains these alone), ending
     in the weightless layer :data:`BODY_OUTPUT` that marks where the body ends."""
     x = keras.layers.Embedding(
@@ -38,6 +38,8 @@ def build_body(params: Params, vocabulary_size: int, tokens: keras.KerasTensor) 
         pairs = HashedBigramEmbedding(params.bigram_buckets, params.embedding_dim, mask_zero=params.use_mask,
                                       name="bigrams")(tokens)
         x = keras.layers.Add(name="words_and_pairs")([x, pairs])  # keeps the padding mask
+    if params.region_filters:  # before the positions: a region is the same wherever it stands
+        x = RegionEmbedding(params.region_filters, params.region_width, name="regions")(x)
     if params.position_embedding != "none":
         x = PositionEmbedding(params.sequence_length, params.position_embedding, name="positions")(x)
     for block in range(1, params.encoder_blocks + 1):

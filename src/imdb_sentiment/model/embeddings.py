@@ -1,14 +1,17 @@
-"""What the classifier adds to its word embeddings: word pairs and positions.
+"""What the classifier adds to its word embeddings: word pairs, regions and positions.
 
 Attention followed by averaging sees a review much as a bag of words: "not good" and "good"
-share the word "good". Two optional additions, each summed into the word embeddings:
+share the word "good". Three optional additions:
 
 - ``HashedBigramEmbedding``: a vector for each pair of neighbouring words, looked up by a hash of
   the two word ids (fastText's hashing trick), so that "not good" gets a vector of its own
-  without a second vocabulary or longer sequences.
+  without a second vocabulary or longer sequences. Summed into the word embeddings.
+- ``RegionEmbedding``: beside each word's vector, a vector of its neighbourhood, a convolution of
+  the word vectors around it (Johnson and Zhang 2015's region embedding), which the pretrain
+  stage can teach to predict the words around the region on the reviews' own text.
 - ``PositionEmbedding``: ``learned``, one trained vector a position (up to ``sequence_length``),
   as in the keras-io text transformer; or ``sinusoidal``, the fixed sines and cosines of
-  "Attention is all you need".
+  "Attention is all you need". Summed into the token vectors.
 """
 
 from __future__ import annotations
@@ -114,3 +117,41 @@ class PositionEmbedding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_length": self.max_length, "kind": self.kind}
+
+
+@keras.saving.register_keras_serializable(package="imdb_sentiment")
+class RegionEmbedding(keras.layers.Layer):
+    """``(batch, steps, features)`` -> ``(batch, steps, features + filters)``: each step's vector
+    and, after it, the ReLU of a width-``width`` convolution of the vectors around it (the
+    region centred on the step). Padding takes no part: its vectors are zeroed before the
+    convolution and the regions at padded steps after it, so that a review's regions are the
+    same however far its batch is padded. The padding mask passes through."""
+
+    def __init__(self, filters: int, width: int, **kwargs):
+        super().__init__(**kwargs)
+        if width < 1 or width % 2 == 0:
+            raise ValueError(f"width must be odd (a region centred on its word), got {width}")
+        self.filters = filters
+        self.width = width
+        self.convolution = keras.layers.Conv1D(filters, width, padding="same", activation="relu", name="convolution")
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.convolution.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.concatenate([inputs, self.convolution(inputs)], axis=-1)
+        real = ops.cast(mask, inputs.dtype)[:, :, None]
+        regions = self.convolution(inputs * real) * real
+        return ops.concatenate([inputs, regions], axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "width": self.width}

@@ -48,21 +48,32 @@ def _attention_bytes(params: Params, batch: int, heads: int) -> float:
     return ATTENTION_COPIES * 4 * batch * heads * steps * keys
 
 
-def _token_width(params: Params) -> int:
-    """The float32 values a token holds through the classifier's layers: its embeddings, each
-    encoder block's projections, residual sums, norms and feed-forward layer, the pooling's
-    keys (and their squares, with ``squared_keys``) and values, the n-gram branch's ratios and
-    weights."""
+def _body_values(params: Params) -> int:
+    """The float32 values a token holds through the body: its embeddings, its region (the masked
+    input, the convolution and the two side by side), each encoder block's projections, residual
+    sums, norms and feed-forward layer."""
     e = params.embedding_dim
     width = e * (1 + 2 * bool(params.bigram_buckets) + (params.position_embedding != "none"))
-    width += params.encoder_blocks * (8 * e + params.ff_dim)
+    width += (e + 2 * params.region_filters) if params.region_filters else 0
+    return width + params.encoder_blocks * (8 * params.body_width + params.ff_dim)
+
+
+def _token_width(params: Params) -> int:
+    """The float32 values a token holds through the classifier's layers: the body's, the
+    pooling's keys (and their squares, with ``squared_keys``) and values, the n-gram branch's
+    ratios and weights."""
+    width = _body_values(params)
     if params.pooling != "average":
         width += ({"query": 2, "attention": 5}[params.pooling] + params.squared_keys) * params.embed_dim
     return width + 2 * params.nb_ngrams
 
 
-def _activation_bytes(params: Params) -> float:
-    return ACTIVATION_COPIES * 4 * params.batch_size * _steps(params) * _token_width(params)
+def _activation_bytes(params: Params, batch: int | None = None, width: int | None = None) -> float:
+    """(batch, steps, width) values, ``ACTIVATION_COPIES`` times: the classifier's at ``batch_size``
+    unless told otherwise."""
+    batch = params.batch_size if batch is None else batch
+    width = _token_width(params) if width is None else width
+    return ACTIVATION_COPIES * 4 * batch * _steps(params) * width
 
 
 def _fixed_bytes(params: Params) -> float:
@@ -81,21 +92,25 @@ def peak_bytes(params: Params) -> int:
     return int(_fixed_bytes(params) + _activation_bytes(params) + attention)
 
 
-PRETRAIN_COPIES = 4  # (batch, steps, pretrain_vocabulary) float32 tensors: logits, softmax, their gradients
+PRETRAIN_COPIES = 4  # (asked positions, pretrain_vocabulary) float32 tensors: logits, softmax, their gradients
 PRETRAIN_BATCH = 128  # reviews a pretraining step; not batch_size, so that a sweep of the classifier's does not re-run it
 
 
 def pretrain_peak_bytes(params: Params) -> int:
     """The estimated peak resident memory of the pretrain stage (0 when it is off); it errs high:
-    5.1 GiB for one encoder block of two heads at 800 tokens and a 2,000-word output, whose
-    measured peak is 4.7 GiB (docs/experiments.md)."""
+    5.6 GiB for masked words over one encoder block of two heads at 800 tokens and a 2,000-word
+    output, whose measured peak is 4.7 GiB (docs/experiments.md); 1.7 GiB for neighbours over 64
+    region filters, measured 1.4 GiB."""
     if not params.pretrain_epochs:
         return 0
     steps = _steps(params)
     attention = _attention_bytes(params, PRETRAIN_BATCH, params.encoder_blocks * params.encoder_heads)
-    asked = PRETRAIN_BATCH * steps * params.pretrain_mask_rate  # the output layer reads the hidden positions only
+    body = _activation_bytes(params, PRETRAIN_BATCH, _body_values(params))
+    # the output layer reads the asked positions only
+    asked = PRETRAIN_BATCH * (params.pretrain_regions if params.pretrain_objective == "neighbours"
+                              else steps * params.pretrain_mask_rate)
     logits = PRETRAIN_COPIES * 4 * asked * params.pretrain_vocabulary
-    return int(BASE + 4 * REVIEWS * steps + attention + logits)
+    return int(BASE + 4 * REVIEWS * steps + attention + body + logits)
 
 
 def available_bytes() -> int | None:
