@@ -13,8 +13,8 @@ a word, which sees the region around it (``region_width`` words with ``region_fi
 the words ``pretrain_window`` positions either side of that region, a bag whose words it cannot
 see. The target words leave out the ``pretrain_skip_common`` most frequent ones ("the", "and",
 ...), which lie around every region alike. ``pretrain_regions`` random words of each review are
-asked, and gradients are clipped to norm 1 (at a constant rate the loss diverged after a few
-epochs; the cosine schedule and the clipping keep it down).
+asked, and gradients are clipped to norm 1 (at a constant learning rate and unclipped, this
+objective diverged after seven epochs: docs/experiments.md).
 
 ``masked_words`` (BERT's masked-word objective, Devlin et al. 2019; needs encoder blocks, through
 which the other words tell a hidden one), kept cheap for two cores:
@@ -49,7 +49,7 @@ from imdb_sentiment.training.memory import PRETRAIN_BATCH as BATCH
 
 
 def body_model(params: Params, vocabulary_size: int) -> keras.Model:
-    """Token ids -> the vectors the classifier's pooling reads, (batch, steps, embedding_dim),
+    """Token ids -> the vectors the classifier's pooling reads, (batch, steps, ``params.body_width``),
     with the classifier's layer names."""
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     return keras.Model(tokens, build_body(params, vocabulary_size, tokens), name="classifier_body")
@@ -107,18 +107,17 @@ def mask_tokens(tokens: tf.Tensor, seed: tf.Tensor, rate: float, outputs: int):
     return masked, targets, tf.cast(counted, tf.float32)
 
 
-def masks(x: np.ndarray, params: Params) -> tf.data.Dataset:
-    """Trimmed batches of ``x``, reshuffled each epoch, masked by :func:`mask_tokens` with draws
-    from ``params.seed`` and the step: (masked tokens, targets, weights)."""
+def drawn_batches(x: np.ndarray, params: Params, draw) -> tf.data.Dataset:
+    """Trimmed batches of ``x``, reshuffled each epoch, each as ``draw(tokens, seed)`` makes it,
+    the seed made of ``params.seed`` and the batch's step within its epoch."""
     data = batches(x, np.zeros(len(x), np.int8), BATCH, seed=params.seed, trim=True)
+    return data.enumerate().map(lambda step, batch: draw(batch[0], tf.stack([tf.cast(params.seed, tf.int64), step])))
+
+
+def masks(x: np.ndarray, params: Params) -> tf.data.Dataset:
+    """Batches of ``x`` masked by :func:`mask_tokens`: (masked tokens, targets, weights)."""
     outputs = params.pretrain_vocabulary  # the ids below it are the most frequent words (and PAD, OOV)
-    rate = params.pretrain_mask_rate
-
-    def with_masks(step, batch):
-        tokens, _ = batch
-        return mask_tokens(tokens, tf.stack([tf.cast(params.seed, tf.int64), step]), rate, outputs)
-
-    return data.enumerate().map(with_masks)
+    return drawn_batches(x, params, lambda tokens, seed: mask_tokens(tokens, seed, params.pretrain_mask_rate, outputs))
 
 
 def asked_only(masked: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor):
@@ -172,22 +171,19 @@ def neighbour_loss(targets, logits):
 
 
 def neighbour_batches(x: np.ndarray, params: Params, first: int, count: int) -> tf.data.Dataset:
-    """The batches the ``neighbours`` objective fits on, trimmed and reshuffled each epoch:
-    ((token ids, asked positions), the asked words' neighbour targets)."""
-    data = batches(x, np.zeros(len(x), np.int8), BATCH, seed=params.seed, trim=True)
+    """The batches the ``neighbours`` objective fits on: ((token ids, asked positions), the asked
+    words' :func:`neighbour_targets`)."""
 
-    def with_targets(step, batch):
-        tokens, _ = batch
-        asked, targets = neighbour_targets(tokens, tf.stack([tf.cast(params.seed, tf.int64), step]), params,
-                                           first, count)
+    def asked_only(tokens, seed):
+        asked, targets = neighbour_targets(tokens, seed, params, first, count)
         return (tokens, asked), tf.boolean_mask(targets, asked)
 
-    return data.enumerate().map(with_targets).prefetch(tf.data.AUTOTUNE)
+    return drawn_batches(x, params, asked_only).prefetch(tf.data.AUTOTUNE)
 
 
 def frequency_loss(x: np.ndarray, first: int, count: int) -> float:
-    """What :func:`neighbour_loss` comes to for a model that knows only how often each target word
-    occurs (the entropy of their frequencies): the baseline a region has to beat."""
+    """About what :func:`neighbour_loss` comes to for a model that knows only how often each target
+    word occurs (the entropy of their frequencies): the baseline a region has to beat."""
     targets = x[(x >= first) & (x < first + count)] - first
     counts = np.bincount(targets, minlength=count).astype(np.float64)
     share = counts[counts > 0] / counts.sum()
