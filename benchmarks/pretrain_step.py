@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_OVERRIDES = ["encoder_blocks=1", "position_embedding=learned", "pretrain_epochs=1"]
+DEFAULT_OVERRIDES = ["encoder_blocks=1", "position_embedding=learned", "pretrain_epochs=1", "pretrain_objective=masked_words",
+                     "region_filters=0"]
 
 
 def every_position_model(params, vocabulary_size: int):

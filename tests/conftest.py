@@ -22,6 +22,8 @@ PROJECT_FILES = ("dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.g
 # uniform attention the number of heads would not change the model's output at all.
 TINY_PARAMS = {
     "learning_rate": 0.02,
+    "region_filters": 8,
+    "pretrain_epochs": 2,
     "max_features": 200,
     "sequence_length": 40,
     "embedding_dim": 8,

@@ -179,7 +179,8 @@ def test_a_one_head_query_over_word_vectors_is_a_weighted_average_of_its_one_wor
 
     def peaked_model(**changes):
         raw = yaml.safe_load(committed_params_text())
-        raw.update(embedding_dim=8, embed_dim=8, num_heads=1, nb_ngrams=0, squared_keys=True, sequence_length=12)
+        raw.update(embedding_dim=8, embed_dim=8, num_heads=1, nb_ngrams=0, squared_keys=True, sequence_length=12,
+                   region_filters=0)
         model = build_model(parse_params({**raw, **changes}), vocabulary_size=30)
         embedding = model.get_layer("embedding").embeddings
         embedding.assign(rng.normal(scale=2.0, size=embedding.shape))

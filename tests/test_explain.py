@@ -105,10 +105,12 @@ def test_plots_draws_each_word_s_part_of_the_logit_and_attention_only_where_ther
 @pytest.mark.parametrize("overrides", [
     {"num_heads": 2, "position_embedding": "learned"},
     {"num_heads": 1, "nb_ngrams": 0},
+    {"num_heads": 1, "nb_ngrams": 0, "region_filters": 0},
     {"pooling": "average"},
-    {"num_heads": 2, "encoder_blocks": 2, "encoder_heads": 2, "position_embedding": "learned"},
+    {"num_heads": 2, "encoder_blocks": 2, "encoder_heads": 2, "position_embedding": "learned", "pretrain_epochs": 0},
     {"num_heads": 2, "pooling": "query"},
-], ids=["two heads, positions, n-grams", "attention alone", "average", "encoder blocks", "learned query"])
+], ids=["two heads, positions, n-grams", "attention alone", "attention over words alone", "average", "encoder blocks",
+        "learned query"])
 def test_the_words_contributions_add_up_to_the_logit(overrides):
     """The classifier is linear after its pooling: the split over the words is exact."""
     from imdb_sentiment.model.naive_bayes import naive_bayes_ratios

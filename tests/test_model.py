@@ -30,9 +30,10 @@ from imdb_sentiment.features.text import Standardization, adapt, make_vectorizer
 
 PROJECT = Path(__file__).resolve().parents[1]
 VOCAB = 100
+# The word-level model: regions and their pretraining (the defaults) are asked for by the tests about them.
 TINY = {"max_features": VOCAB, "sequence_length": 40, "embedding_dim": 8, "embed_dim": 8, "num_heads": 2,
         "batch_size": 16, "epochs": 1, "bigram_buckets": 0, "nb_buckets": 512, "position_embedding": "none",
-        "patience": 0}
+        "patience": 0, "region_filters": 0, "pretrain_epochs": 0}
 
 
 def make_params(**overrides):

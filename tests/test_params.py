@@ -174,8 +174,8 @@ def test_yaml_spellings_of_types():
     text = re.sub(r"num_heads: \d+", 'num_heads: "2"', committed_params_text())
     assert "num_heads must be an integer, got '2'" in error(yaml.safe_load(text))
     params = parse_params(yaml.safe_load(committed_params_text().replace(
-        "use_mask: true", "use_mask: false")))
-    assert params.use_mask is False
+        "lazy_updates: true", "lazy_updates: false")))
+    assert params.lazy_updates is False
 
 
 # --- ranges --------------------------------------------------------------------------------

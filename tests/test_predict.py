@@ -41,7 +41,8 @@ NEGATIVE = ["an awful film with an awful plot", "I hated it, boring and awful", 
 def make_params(**overrides):
     raw = yaml.safe_load(committed_params_text())
     raw.update({"max_features": 60, "sequence_length": 20, "embedding_dim": 8, "embed_dim": 8,
-                "num_heads": 2, "batch_size": 4, "epochs": 1, "bigram_buckets": 200, "nb_buckets": 512},
+                "num_heads": 2, "batch_size": 4, "epochs": 1, "bigram_buckets": 200, "nb_buckets": 512,
+                "region_filters": 8},
                **overrides)
     return parse_params(raw)
 

@@ -1,11 +1,12 @@
 """The pretrain stage: which words it hides and asks for, and which neighbours each region is
-asked for; that it learns either; that the train stage starts from its weights; and that it is
-off (and cheap) by default."""
+asked for; that it learns either; that the train stage starts from its weights; and that it
+costs nothing when off."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,7 +28,8 @@ from imdb_sentiment.training.pretrain import (  # noqa: E402
     pretrain, pretraining_model, target_words,
 )
 
-BODY = {"encoder_blocks": 1, "encoder_heads": 2, "position_embedding": "learned", "nb_ngrams": 0}
+BODY = {"encoder_blocks": 1, "encoder_heads": 2, "position_embedding": "learned", "nb_ngrams": 0,
+        "pretrain_objective": "masked_words"}
 REGIONS = {"region_filters": 8, "region_width": 3, "pretrain_objective": "neighbours", "pretrain_skip_common": 3,
            "nb_ngrams": 0}
 
@@ -170,21 +172,24 @@ def test_the_classifier_starts_from_the_pretrained_words_and_regions(tmp_path):
 def test_pretraining_needs_encoder_blocks_and_the_mask():
     with pytest.raises(PipelineError, match="pretrain_epochs must be 0 with encoder_blocks 0 and pretrain_objective "
                                             "masked_words .* choose pretrain_objective neighbours"):
-        make_params(pretrain_epochs=1, encoder_blocks=0)
+        make_params(pretrain_epochs=1, encoder_blocks=0, pretrain_objective="masked_words")
     with pytest.raises(PipelineError, match="pretrain_objective must be masked_words with encoder_blocks > 0"):
-        make_params(**BODY, pretrain_epochs=1, pretrain_objective="neighbours")
+        make_params(**{**BODY, "pretrain_objective": "neighbours"}, pretrain_epochs=1)
     with pytest.raises(PipelineError, match="region_width must be odd"):
         make_params(region_filters=4, region_width=4)
-    with pytest.raises(PipelineError, match=r"pretrain_skip_common \(200\) leaves no target word"):
-        target_words(make_params(**{**REGIONS, "pretrain_skip_common": 200}, pretrain_epochs=1), VOCAB)
+    # a vocabulary smaller than the common words to skip keeps half its words as targets
+    assert target_words(make_params(**{**REGIONS, "pretrain_skip_common": 200}), VOCAB) == (51, 49)
+    with pytest.raises(PipelineError, match="the vocabulary holds 1 words: too few to predict; raise max_features"):
+        target_words(make_params(**REGIONS), 3)
     with pytest.raises(PipelineError, match="pretrain_epochs must be 0 with use_mask false"):
-        make_params(pretrain_epochs=1, encoder_blocks=1, encoder_heads=2, use_mask=False)
+        make_params(**BODY, pretrain_epochs=1, use_mask=False)
 
 
-def test_the_stage_is_off_by_default_writes_no_weights_and_imports_no_tensorflow(tmp_path):
+def test_the_stage_off_writes_no_weights_and_imports_no_tensorflow(tmp_path):
     from conftest import committed_params_text
 
-    (tmp_path / "params.yaml").write_text(committed_params_text())
+    (tmp_path / "params.yaml").write_text(re.sub(r"(?m)^pretrain_epochs: \d+", "pretrain_epochs: 0",
+                                                 committed_params_text()))
     code = ("import runpy, sys; sys.argv = ['pretrain.py', 'vectorized', 'pretrained', 'pretrain.json']; "
             f"runpy.run_path({str(PROJECT / 'stages' / 'pretrain.py')!r}, run_name='__main__'); "
             "assert 'tensorflow' not in sys.modules")

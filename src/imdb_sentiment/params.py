@@ -32,7 +32,7 @@ MAX_SCOPE = 20  # of negation_scope and contrast_scope: a regular-expression pas
 # false`` restores its bug too): the reference row of the README's results and the benchmark.
 ORIGINAL_CONFIGURATION = {
     "max_features": 10000, "sequence_length": 250, "ngrams": 1, "negation_scope": 0, "contrast_scope": 0,
-    "bigram_buckets": 0, "nb_ngrams": 0,
+    "bigram_buckets": 0, "nb_ngrams": 0, "region_filters": 0, "pretrain_epochs": 0,
     "embedding_dim": 16, "position_embedding": "none", "encoder_blocks": 0, "pooling": "attention", "embed_dim": 512,
     "squared_keys": False, "num_heads": 8, "attention_dropout": 0.0, "dropout": 0.2, "use_mask": True, "batch_size": 32,
     "epochs": 10, "patience": 0, "learning_rate": 0.001, "lr_schedule": "constant", "weight_decay": 0.0,

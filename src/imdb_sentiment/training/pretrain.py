@@ -74,15 +74,15 @@ def target_words(params: Params, vocabulary_size: int) -> tuple[int, int]:
     """(first id, count) of the words the objective predicts, as the output's indices 0 to count
     - 1: the vocabulary is sorted by frequency after padding and out-of-vocabulary, so these are
     the most frequent words; for ``masked_words`` the ids themselves (padding and out-of-vocabulary
-    are never asked for), for ``neighbours`` those after the ``pretrain_skip_common`` most frequent."""
+    are never asked for), for ``neighbours`` those after the ``pretrain_skip_common`` most frequent
+    (at most half the words: a small vocabulary keeps targets)."""
     if params.pretrain_objective == "masked_words":
         return 0, min(params.pretrain_vocabulary, vocabulary_size)
-    first = OOV + 1 + params.pretrain_skip_common
-    count = min(params.pretrain_vocabulary, vocabulary_size - first)
-    if count < 1:
-        raise PipelineError(f"params.yaml: pretrain_skip_common ({params.pretrain_skip_common}) leaves no target word "
-                            f"in a vocabulary of {vocabulary_size}: lower it or raise max_features")
-    return first, count
+    words = vocabulary_size - OOV - 1
+    if words < 2:
+        raise PipelineError(f"the vocabulary holds {max(words, 0)} words: too few to predict; raise max_features")
+    first = OOV + 1 + min(params.pretrain_skip_common, words // 2)
+    return first, min(params.pretrain_vocabulary, vocabulary_size - first)
 
 
 def pretraining_model(params: Params, vocabulary_size: int) -> keras.Model:
