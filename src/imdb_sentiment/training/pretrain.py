@@ -214,7 +214,8 @@ def pretrain(params: Params, x: np.ndarray, vocabulary_size: int) -> tuple[keras
     set_seed(params.seed)
     model = pretraining_model(params, vocabulary_size)
     steps_each = steps_per_epoch(x, BATCH, trim=True)
-    schedule = keras.optimizers.schedules.CosineDecay(params.pretrain_learning_rate, params.pretrain_epochs * steps_each)
+    steps = params.pretrain_epochs * steps_each
+    schedule = keras.optimizers.schedules.CosineDecay(params.pretrain_learning_rate, steps)
     if params.pretrain_objective == "neighbours":
         first, count = target_words(params, vocabulary_size)
         data = neighbour_batches(x, params, first, count)
@@ -227,7 +228,8 @@ def pretrain(params: Params, x: np.ndarray, vocabulary_size: int) -> tuple[keras
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
-    history = model.fit(data, epochs=params.pretrain_epochs, verbose=2, shuffle=False, callbacks=[_Progress(steps_each)])
+    history = model.fit(data, epochs=params.pretrain_epochs, verbose=2, shuffle=False,
+                        callbacks=[_Progress(steps_each)])
     rows = [{"epoch": i + 1, **{key: float(values[i]) for key, values in history.history.items()}}
             for i in range(params.pretrain_epochs)]
     if params.pretrain_objective == "neighbours":
