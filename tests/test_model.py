@@ -551,3 +551,23 @@ def test_squared_keys_reach_the_pooling_attention_and_its_config():
     model = build_model(make_params(squared_keys=True), vocabulary_size=VOCAB)
     assert model.get_layer("attention").get_config()["squared_keys"]
     assert not build_model(make_params(), vocabulary_size=VOCAB).get_layer("attention").squared_keys
+
+
+def test_uniform_pooling_holds_the_query_at_zero_and_averages_the_projected_values():
+    """``pooling: uniform``, the ablation of the query's weighting: the attention's projections
+    over a plain average of the words, the query out of training."""
+    params = make_params(pooling="uniform", num_heads=1, squared_keys=True, nb_ngrams=0, learning_rate=0.05)
+    x, y, _ = _ragged_data(n=64, width=20)
+    model, *_ = train(params, x[:48], y[:48], x[48:], y[48:], VOCAB)
+    attention = model.get_layer("attention")
+    assert attention.learned_query and not attention.train_query
+    assert all(weight.path != attention.query.path for weight in model.trainable_weights)
+    np.testing.assert_array_equal(np.asarray(attention.query), 0.0)
+    vectors = keras.Model(model.input, model.get_layer("body").output)
+    review = x[:1, :int(np.count_nonzero(x[0]))]
+    mean = np.asarray(vectors(review))[0].mean(axis=0, keepdims=True)
+    expected = attention.output_dense(attention.value_dense(mean))
+    pooled = keras.Model(model.input, attention.output)(review)
+    np.testing.assert_allclose(np.asarray(pooled), np.asarray(expected), atol=1e-5)
+    learned = build_model(make_params(pooling="query"), VOCAB).get_layer("attention")
+    assert learned.train_query and learned.get_config()["train_query"]

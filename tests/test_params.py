@@ -243,8 +243,9 @@ def test_position_embedding_must_be_one_of_the_kinds(value):
 
 
 @pytest.mark.parametrize("key", ["pooling", "teacher_pooling"])
-def test_poolings_must_be_attention_query_or_average(key):
-    assert error(raw(**{key: "max"})) == f"params.yaml: {key} must be one of attention, query, average; got 'max'"
+def test_poolings_must_be_attention_query_average_or_uniform(key):
+    assert error(raw(**{key: "max"})) == (f"params.yaml: {key} must be one of attention, query, average, uniform; "
+                                          f"got 'max'")
 
 
 def test_choices_and_switches_that_are_allowed():

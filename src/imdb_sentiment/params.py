@@ -18,7 +18,7 @@ from imdb_sentiment.errors import PipelineError
 
 DEFAULT_PATH = Path("params.yaml")
 POSITION_EMBEDDINGS = ("none", "learned", "sinusoidal")
-POOLINGS = ("attention", "query", "average")
+POOLINGS = ("attention", "query", "average", "uniform")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")

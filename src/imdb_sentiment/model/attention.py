@@ -18,6 +18,10 @@ that weighted sum of the values, projected, ``(batch, embed_dim)``. Its weights 
 whole share of the pooled vector, where the pooled self-attention's are averaged over every
 query first; and it costs (steps) scores a head, not (steps x steps).
 
+With ``train_query`` false the learned query stays at zero, where every word weighs the same:
+the layer is then a plain average of the words' values, projected, the ablation that tells what
+the query's weighting earns from what its projections do.
+
 With ``block_size`` the scores, mask, softmax and weighted sum are computed a block of that many
 keys at a time, with an online softmax and a backward pass that recomputes each block
 (:mod:`imdb_sentiment.model.blocked`): the same numbers, without the (steps x steps) weights in
@@ -54,11 +58,12 @@ class CustomMultiheadAttention(keras.layers.Layer):
         learned_query: one trained query instead of the positions' own, ``(batch, embed_dim)``
             out; it starts at zero, where every word weighs the same (the plain average).
         squared_keys: square the key projections element-wise (a sign-blind salience).
+        train_query: with ``learned_query``, whether the query learns; false: it stays at zero.
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0,
                  pool_queries: bool = False, block_size: int = 0, learned_query: bool = False,
-                 squared_keys: bool = False, **kwargs):
+                 squared_keys: bool = False, train_query: bool = True, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads != 0:
             raise ValueError(
@@ -77,6 +82,7 @@ class CustomMultiheadAttention(keras.layers.Layer):
         self.pool_queries = pool_queries
         self.learned_query = learned_query
         self.squared_keys = squared_keys
+        self.train_query = train_query
         # Made, and left unbuilt, for a learned query too: its initializers draw their seeds from the
         # global seed now, and skipping it would give every weight after it other initial values.
         self.query_dense = keras.layers.Dense(embed_dim, name="query")
@@ -88,7 +94,8 @@ class CustomMultiheadAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         if self.learned_query:
-            self.query = self.add_weight(shape=(self.embed_dim,), initializer="zeros", name="query")
+            self.query = self.add_weight(shape=(self.embed_dim,), initializer="zeros", name="query",
+                                         trainable=self.train_query)
         else:
             self.query_dense.build(input_shape)
         for dense in (self.key_dense, self.value_dense):
@@ -228,4 +235,5 @@ class CustomMultiheadAttention(keras.layers.Layer):
             "block_size": self.block_size,
             "learned_query": self.learned_query,
             "squared_keys": self.squared_keys,
+            "train_query": self.train_query,
         }

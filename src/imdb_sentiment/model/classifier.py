@@ -55,17 +55,19 @@ def build_model(params: Params, vocabulary_size: int) -> keras.Model:
     With ``use_mask`` the embedding marks token id 0 as padding, the attention ignores it and
     the pooling averages over real tokens only. Without it, the original script's behaviour.
     ``pooling: average`` replaces the attention by a plain average of the token vectors;
-    ``pooling: query`` pools with one learned query (``CustomMultiheadAttention``'s ``learned_query``).
+    ``pooling: query`` pools with one learned query (``CustomMultiheadAttention``'s ``learned_query``);
+    ``pooling: uniform`` with that query held at zero (every word alike, through the same projections).
     """
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = build_body(params, vocabulary_size, tokens)
     if params.pooling == "average":  # the ablation: every real token weighs the same
         x = keras.layers.GlobalAveragePooling1D(name="average")(x)
-    else:  # attention: self-attention averaged over the positions; query: one learned query
+    else:  # attention: self-attention averaged over the positions; query: one learned query; uniform: held at 0
         x = CustomMultiheadAttention(
             params.embed_dim, params.num_heads, dropout=params.attention_dropout,
-            pool_queries=params.pooling == "attention", learned_query=params.pooling == "query",
-            block_size=params.attention_block_size, squared_keys=params.squared_keys, name="attention",
+            pool_queries=params.pooling == "attention", learned_query=params.pooling in ("query", "uniform"),
+            block_size=params.attention_block_size, squared_keys=params.squared_keys,
+            train_query=params.pooling != "uniform", name="attention",
         )(x)
     x = keras.layers.Dropout(params.dropout, name="dropout")(x)
     logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # float32 under mixed precision

@@ -64,7 +64,8 @@ def _token_width(params: Params) -> int:
     ratios and weights."""
     width = _body_values(params)
     if params.pooling != "average":
-        width += ({"query": 2, "attention": 5}[params.pooling] + params.squared_keys) * params.embed_dim
+        keys_and_values = {"query": 2, "uniform": 2, "attention": 5}[params.pooling] + params.squared_keys
+        width += keys_and_values * params.embed_dim
     return width + 2 * params.nb_ngrams
 
 
